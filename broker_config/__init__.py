@@ -1,0 +1,1 @@
+"""Mosquitto configuration for Emo7ion: authenticated, per-camera ACLs, TLS."""

@@ -1,0 +1,172 @@
+"""Loads a ``.tflite`` classifier with the first interpreter available and classifies batches of faces.
+
+The order is LiteRT (``ai_edge_litert``, TFLite's successor), then ``tflite_runtime``, then
+``tensorflow.lite``: a device needs only the first. Quantized (int8/uint8) inputs and outputs are
+converted with the scales read once from the model, and outputs always come back in canonical label order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from emo7ion.core import emotions, faces, provenance
+
+log = logging.getLogger(__name__)
+
+INTERPRETERS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+class ModelError(RuntimeError):
+    """A model file that is missing, corrupt, or of a contract this code does not understand."""
+
+
+class Prediction(NamedTuple):
+    label: str
+    confidence: float
+
+
+def interpreter_class(prefer: str | None = None):
+    """The Interpreter class of ``prefer`` or of the first installed runtime, with its name."""
+    names = (prefer,) if prefer else INTERPRETERS
+    errors = []
+    for name in names:
+        try:
+            if name == "ai_edge_litert":
+                from ai_edge_litert.interpreter import Interpreter
+            elif name == "tflite_runtime":
+                from tflite_runtime.interpreter import Interpreter
+            elif name == "tensorflow":
+                from tensorflow.lite import Interpreter
+            else:
+                raise ImportError(f"unknown interpreter {name!r}; expected one of {', '.join(INTERPRETERS)}")
+            return Interpreter, name
+        except ImportError as error:
+            errors.append(f"{name}: {error}")
+    raise ModelError("no TFLite interpreter is installed (pip install ai-edge-litert): " + "; ".join(errors))
+
+
+@dataclass(frozen=True)
+class _Quant:
+    scale: float
+    zero_point: int
+    dtype: type
+
+    @classmethod
+    def of(cls, detail: dict) -> _Quant | None:
+        dtype = detail["dtype"]
+        if dtype == np.float32:
+            return None
+        scale, zero_point = detail.get("quantization", (0.0, 0))
+        if not scale:
+            raise ModelError(f"tensor {detail['name']} is {np.dtype(dtype).name} without quantization parameters")
+        return cls(float(scale), int(zero_point), dtype)
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        info = np.iinfo(self.dtype)
+        return np.clip(np.round(x / self.scale) + self.zero_point, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (q.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+
+
+class EmotionClassifier:
+    """One interpreter, built and allocated once; ``predict`` takes float faces from ``core.faces``."""
+
+    def __init__(self, model_path: str | Path, num_threads: int = 1, interpreter: str | None = None,
+                 max_batch: int = 64):
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} not found")
+        data = self.path.read_bytes()
+        try:
+            self.metadata = provenance.read(data)
+        except ValueError as error:
+            raise ModelError(f"{self.path}: {error}") from error
+        self._label_index = self._check_contract(self.metadata)
+        Interpreter, self.interpreter_name = interpreter_class(interpreter)
+        try:
+            self._interpreter = Interpreter(model_content=provenance.strip(data), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"{self.path} is not a valid TFLite model: {error}") from error
+        input_detail = self._interpreter.get_input_details()[0]
+        output_detail = self._interpreter.get_output_details()[0]
+        shape = tuple(input_detail["shape"][1:])
+        if shape != (faces.FACE_SIZE, faces.FACE_SIZE, 1):
+            raise ModelError(f"{self.path} takes input {shape}, not the 48x48x1 face of core.faces")
+        if int(output_detail["shape"][-1]) != emotions.NUM_CLASSES:
+            raise ModelError(f"{self.path} has {output_detail['shape'][-1]} outputs, expected {emotions.NUM_CLASSES}")
+        self._input_index = input_detail["index"]
+        self._output_index = output_detail["index"]
+        self._in_quant = _Quant.of(input_detail)
+        self._out_quant = _Quant.of(output_detail)
+        self._batch = int(input_detail["shape"][0])
+        self.max_batch = max(1, int(max_batch))
+        self.sha256 = provenance.sha256_file(self.path)
+
+    @property
+    def model_id(self) -> dict:
+        """What a device reports with every window: which model produced these counts."""
+        meta = self.metadata or {}
+        return {"sha256": self.sha256, "version": str(meta.get("version", "unversioned")),
+                "variant": str(meta.get("variant", "unknown"))}
+
+    @property
+    def input_dtype(self) -> str:
+        return np.dtype(self._in_quant.dtype).name if self._in_quant else "float32"
+
+    def _check_contract(self, metadata: dict | None) -> list[int] | None:
+        if metadata is None:
+            log.warning("%s carries no provenance; assuming canonical labels and the core.faces contract", self.path)
+            return None
+        labels = metadata.get("labels")
+        try:
+            order = emotions.remap_from(labels or [])
+        except ValueError as error:
+            raise ModelError(f"{self.path}: labels {labels!r} are not the seven emotions: {error}") from error
+        contract = metadata.get("input") or {}
+        expected = faces.CONTRACT.as_dict()
+        for key in ("size", "color"):
+            if contract.get(key) != expected[key]:
+                raise ModelError(f"{self.path}: input {key}={contract.get(key)!r}, this runtime expects {expected[key]!r}")
+        if not np.isclose(float(contract.get("scale", -1)), expected["scale"]):
+            raise ModelError(f"{self.path}: input scale={contract.get('scale')!r}, this runtime expects {expected['scale']}")
+        return None if order == list(range(emotions.NUM_CLASSES)) else order
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            self._interpreter.resize_tensor_input(self._input_index, [batch, faces.FACE_SIZE, faces.FACE_SIZE, 1])
+            self._interpreter.allocate_tensors()
+            self._batch = batch
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (N, 7) in canonical order for float faces (N, 48, 48, 1) in [0, 1]."""
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim == 3:
+            batch = batch[..., np.newaxis]
+        if batch.shape[1:] != (faces.FACE_SIZE, faces.FACE_SIZE, 1):
+            raise ValueError(f"faces must be (N, 48, 48, 1), got {batch.shape}")
+        out = np.empty((len(batch), emotions.NUM_CLASSES), np.float32)
+        for start in range(0, len(batch), self.max_batch):
+            chunk = batch[start:start + self.max_batch]
+            self._resize(len(chunk))
+            feed = self._in_quant.quantize(chunk) if self._in_quant else chunk
+            self._interpreter.set_tensor(self._input_index, feed)
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._output_index)
+            out[start:start + len(chunk)] = self._out_quant.dequantize(raw) if self._out_quant else raw
+        if self._label_index is not None:
+            reordered = np.empty_like(out)
+            reordered[:, self._label_index] = out
+            out = reordered
+        return out
+
+    def classify(self, batch: np.ndarray) -> list[Prediction]:
+        probs = self.predict(batch)
+        best = probs.argmax(axis=1)
+        return [Prediction(emotions.LABELS[i], float(p[i])) for i, p in zip(best, probs)]

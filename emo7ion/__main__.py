@@ -1,0 +1,5 @@
+import sys
+
+from emo7ion.cli import main
+
+sys.exit(main())

@@ -1,0 +1,117 @@
+"""``emo7ion train``, ``emo7ion tune`` and ``emo7ion evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+DEFAULT_DATA = "../shared/data/fer2013/fer2013.tar.gz"
+
+
+def register(commands) -> None:
+    train = commands.add_parser(
+        "train", help="train the emotion classifier on FER2013-style data",
+        description="Train the 'edge' (compact, int8-friendly) or 'seed' (original project) CNN with "
+                    "augmentation, label smoothing, a warm-up+cosine learning rate and early stopping on val. "
+                    "Every epoch is checkpointed in --out; --resume continues a stopped run. Writes the best "
+                    "model (.keras), curves.png, history.json and summary.json.")
+    train.add_argument("--data", default=DEFAULT_DATA,
+                       help="folder with train/ and val/ (<emotion>/*.jpg), a .tar.gz of it, or fer2013.csv "
+                            "(default: %(default)s)")
+    train.add_argument("--model", choices=["edge", "seed"], default="edge", help="architecture (default: edge)")
+    train.add_argument("--out", default="runs/edge", help="run folder for checkpoints and curves (default: %(default)s)")
+    train.add_argument("--output", help="where to write the final .keras model (default: OUT/model.keras)")
+    train.add_argument("--epochs", type=int, default=50, help="epochs (default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=64, help="batch size (default: %(default)s)")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: %(default)s)")
+    train.add_argument("--label-smoothing", type=float, default=0.1, help="(default: %(default)s)")
+    train.add_argument("--class-weights", action="store_true", help="square-root balanced class weights")
+    train.add_argument("--patience", type=int, default=12, help="early-stopping patience in epochs on val accuracy")
+    train.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
+    train.add_argument("--subset", type=int, help="train on a stratified subset of N faces (quick checks)")
+    train.add_argument("--hparams", help="JSON of hyperparameters, e.g. the best_hparams.json of 'emo7ion tune'")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.set_defaults(handler=run_train)
+
+    tune = commands.add_parser(
+        "tune", help="search hyperparameters with keras-tuner (resumable)",
+        description="keras-tuner search over the model's knobs (dropout, conv filters, dense units, learning "
+                    "rate). Finished trials are kept in --out: run the same command again to resume. Writes "
+                    "the best set to OUT/best_hparams.json for 'emo7ion train --hparams'.")
+    tune.add_argument("--data", default=DEFAULT_DATA, help="dataset, as for train (default: %(default)s)")
+    tune.add_argument("--model", choices=["edge", "seed"], default="edge")
+    tune.add_argument("--out", default="runs/tune", help="search folder (default: %(default)s)")
+    tune.add_argument("--algorithm", choices=["bayesian", "hyperband", "random"], default="bayesian")
+    tune.add_argument("--max-trials", type=int, default=20, help="trials for bayesian/random (default: %(default)s)")
+    tune.add_argument("--epochs", type=int, default=12, help="epochs per trial (max epochs for hyperband)")
+    tune.add_argument("--subset", type=int, help="search on a stratified subset of N training faces")
+    tune.add_argument("--batch-size", type=int, default=64)
+    tune.add_argument("--seed", type=int, default=7)
+    tune.add_argument("--hparams-out", help="where to write the best hyperparameters (default: OUT/best_hparams.json)")
+    tune.set_defaults(handler=run_tune)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy, per-class figures, confusion matrix and speed of a model",
+        description="Evaluate a .keras or .tflite model on an image-folder dataset (<emotion>/*.jpg). Prints "
+                    "top-1 accuracy, per-class accuracy (recall), precision and F1, macro F1, the confusion "
+                    "matrix and faces per second. With --json the last line is one JSON object.")
+    evaluate.add_argument("model", help="a .keras or .tflite file")
+    evaluate.add_argument("data_dir", help="<emotion>/*.jpg folder, or a dataset root/archive with --split")
+    evaluate.add_argument("--split", help="split inside DATA_DIR (e.g. val) when it holds several")
+    evaluate.add_argument("--json", action="store_true", help="end with one JSON line of every figure")
+    evaluate.add_argument("--plot", metavar="FILE", help="write the confusion matrix as a PNG heatmap")
+    evaluate.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")
+    evaluate.add_argument("--threads", type=int, default=1, help="interpreter threads for .tflite (default: 1)")
+    evaluate.add_argument("--interpreter", choices=["ai_edge_litert", "tflite_runtime", "tensorflow"],
+                          help="TFLite interpreter to use (default: the first installed)")
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from emo7ion.training.train import TrainConfig, train
+    from emo7ion.training.tune import read_hparams
+
+    hparams: dict = {}
+    learning_rate = args.lr
+    if args.hparams:
+        model_name, hparams = read_hparams(args.hparams)
+        if model_name and model_name != args.model:
+            raise ValueError(f"{args.hparams} holds hyperparameters for '{model_name}', not '{args.model}'")
+        learning_rate = float(hparams.pop("learning_rate", learning_rate))
+    config = TrainConfig(data=args.data, out=args.out, model=args.model, epochs=args.epochs,
+                         batch_size=args.batch_size, learning_rate=learning_rate,
+                         label_smoothing=args.label_smoothing, class_weights=args.class_weights,
+                         patience=args.patience, seed=args.seed, subset=args.subset, hparams=hparams)
+    summary = train(config, resume=args.resume, output=args.output)
+    print(json.dumps(summary))
+    return 0
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from emo7ion.training.tune import tune
+
+    result = tune(args.data, args.out, model=args.model, algorithm=args.algorithm, max_trials=args.max_trials,
+                  epochs=args.epochs, subset=args.subset, batch_size=args.batch_size, seed=args.seed,
+                  hparams_file=args.hparams_out)
+    print(json.dumps(result))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from emo7ion.training import metrics
+    from emo7ion.training.evaluate import evaluate
+
+    summary = evaluate(args.model, args.data_dir, split=args.split, batch_size=args.batch_size,
+                       threads=args.threads, interpreter=args.interpreter, progress=sys.stderr.isatty())
+    print(f"model {summary['model']} ({summary['format']}"
+          + (f", {summary['input_dtype']} input, {summary['interpreter']}" if summary["format"] == "tflite" else "")
+          + f") on {summary['data']}")
+    print(metrics.format_report(summary))
+    print(f"\nfaces per second: {summary['faces_per_second']:.1f} (batch {args.batch_size}, {args.threads} thread(s))")
+    if args.plot:
+        metrics.plot_confusion(summary, args.plot)
+        print(f"confusion heatmap written to {args.plot}")
+    if args.json:
+        print(json.dumps(summary))
+    return 0

@@ -1,0 +1,43 @@
+"""A real (tiny) training run: one epoch, then resumed for a second from its checkpoint."""
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from emo7ion.training import schedule  # noqa: F401  registers the schedule for loading checkpoints
+from emo7ion.training.train import TrainConfig, train
+
+
+def test_train_one_epoch_then_resume(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    config = TrainConfig(data=str(tiny_data), out=str(out), epochs=1, batch_size=32, warmup_epochs=0)
+    first = train(config)
+    assert first["epochs_run"] == 1
+    steps = int(np.ceil(280 / 32))
+    assert int(keras.models.load_model(out / "checkpoint.keras").optimizer.iterations) == steps
+
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(config)
+
+    config.epochs = 2
+    second = train(config, resume=True)
+    assert second["epochs_run"] == 2
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["accuracy"]) == len(history["val_accuracy"]) == 2
+    assert int(keras.models.load_model(out / "checkpoint.keras").optimizer.iterations) == 2 * steps
+    assert (out / "curves.png").stat().st_size > 5000
+
+    # The output model carries no optimizer: it loads anywhere without our custom objects.
+    names = zipfile.ZipFile(out / "model.keras").namelist()
+    assert "model.weights.h5" in names
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert getattr(model, "optimizer", None) is None
+    assert max(history["val_accuracy"]) == pytest.approx(second["best_val_accuracy"])
+
+
+def test_bad_settings_are_named(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="label_smoothing"):
+        train(TrainConfig(data=str(tiny_data), out=str(tmp_path), label_smoothing=1.5))
