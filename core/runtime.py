@@ -41,7 +41,9 @@ def interpreter_class(prefer: str | None = None):
             elif name == "tflite_runtime":
                 from tflite_runtime.interpreter import Interpreter
             elif name == "tensorflow":
-                from tensorflow.lite import Interpreter
+                import tensorflow as tf
+
+                Interpreter = tf.lite.Interpreter
             else:
                 raise ImportError(f"unknown interpreter {name!r}; expected one of {', '.join(INTERPRETERS)}")
             return Interpreter, name
@@ -133,9 +135,11 @@ class EmotionClassifier:
         expected = faces.CONTRACT.as_dict()
         for key in ("size", "color"):
             if contract.get(key) != expected[key]:
-                raise ModelError(f"{self.path}: input {key}={contract.get(key)!r}, this runtime expects {expected[key]!r}")
+                raise ModelError(f"{self.path}: input {key}={contract.get(key)!r}, "
+                                 f"this runtime expects {expected[key]!r}")
         if not np.isclose(float(contract.get("scale", -1)), expected["scale"]):
-            raise ModelError(f"{self.path}: input scale={contract.get('scale')!r}, this runtime expects {expected['scale']}")
+            raise ModelError(f"{self.path}: input scale={contract.get('scale')!r}, "
+                             f"this runtime expects {expected['scale']}")
         return None if order == list(range(emotions.NUM_CLASSES)) else order
 
     def _resize(self, batch: int) -> None:

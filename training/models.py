@@ -61,7 +61,7 @@ def build_edge(hp: Any = None):
     dense = p.choice("dense_units", [128, 256, 384], 256)
     drop_conv = p.choice("dropout_conv", [0.0, 0.1, 0.2, 0.3], 0.1)
     drop_dense = p.choice("dropout_dense", [0.2, 0.3, 0.4, 0.5], 0.4)
-    # Not searched: 0.9 lets a run of a few dozen steps (tests, smoke checks) settle its statistics.
+    # Not searched: 0.5 lets a run of a few dozen steps (tests, smoke checks) settle its statistics.
     bn = p.source.get("bn_momentum", 0.99) if isinstance(p.source, dict) else 0.99
 
     inputs = keras.Input((faces.FACE_SIZE, faces.FACE_SIZE, 1), name="face")

@@ -20,7 +20,8 @@ def register(commands) -> None:
                        help="folder with train/ and val/ (<emotion>/*.jpg), a .tar.gz of it, or fer2013.csv "
                             "(default: %(default)s)")
     train.add_argument("--model", choices=["edge", "seed"], default="edge", help="architecture (default: edge)")
-    train.add_argument("--out", default="runs/edge", help="run folder for checkpoints and curves (default: %(default)s)")
+    train.add_argument("--out", default="runs/edge",
+                       help="run folder for checkpoints and curves (default: %(default)s)")
     train.add_argument("--output", help="where to write the final .keras model (default: OUT/model.keras)")
     train.add_argument("--epochs", type=int, default=50, help="epochs (default: %(default)s)")
     train.add_argument("--batch-size", type=int, default=64, help="batch size (default: %(default)s)")
