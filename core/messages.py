@@ -1,0 +1,272 @@
+"""The only contract between a device and the centre: MQTT topics and the versioned JSON payloads.
+
+Devices build messages with the ``*_payload`` functions; the aggregator accepts nothing that
+:func:`parse` rejects. Version 1 is strict: unknown fields, wrong types, out-of-range numbers and
+inconsistent counts are errors, so nothing invalid is ever stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from emo7ion.core import emotions
+
+VERSION = 1
+ROOT = f"emo7ion/v{VERSION}"
+MAX_PAYLOAD_BYTES = 4096
+MAX_COUNT = 100_000
+"""Faces in one window of one camera: far above any real frame rate times window length."""
+MAX_WINDOW_SECONDS = 3600
+MAX_SEQ = 2**53 - 1
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+KINDS = ("counts", "status", "health")
+
+
+class MessageError(ValueError):
+    """A topic or payload outside the schema; the text says which field and why."""
+
+
+def check_id(value: Any, what: str) -> str:
+    """Venue, camera and zone ids: lowercase letters, digits, '-' and '_' (no MQTT wildcards or '/')."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise MessageError(f"{what} {value!r} must be 1-64 of a-z, 0-9, '-', '_' and start with a letter or digit")
+    return value
+
+
+def camera_topic(venue: str, camera: str, kind: str) -> str:
+    if kind not in KINDS:
+        raise MessageError(f"unknown topic kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return f"{ROOT}/{check_id(venue, 'venue')}/{check_id(camera, 'camera')}/{kind}"
+
+
+def mood_topic(venue: str, zone: str | None = None) -> str:
+    base = f"{ROOT}/{check_id(venue, 'venue')}/mood"
+    return base if zone is None else f"{base}/{check_id(zone, 'zone')}"
+
+
+SUBSCRIPTION = f"{ROOT}/+/+/+"
+"""What an aggregator subscribes to: every camera's counts, status and health."""
+
+
+def parse_topic(topic: str) -> tuple[str, str, str]:
+    """(venue, camera, kind) of a camera topic, or MessageError for anything else."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != ROOT or parts[4] not in KINDS:
+        raise MessageError(f"topic {topic!r} is not {ROOT}/<venue>/<camera>/<{'|'.join(KINDS)}>")
+    return check_id(parts[2], "venue"), check_id(parts[3], "camera"), parts[4]
+
+
+def utc_iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: Any, field: str) -> dt.datetime:
+    if not isinstance(value, str) or not value.endswith("Z") or len(value) > 40:
+        raise MessageError(f"{field} must be an ISO 8601 UTC time ending in 'Z', got {value!r}")
+    try:
+        return dt.datetime.fromisoformat(value[:-1] + "+00:00")
+    except ValueError as error:
+        raise MessageError(f"{field} {value!r} is not an ISO 8601 time") from error
+
+
+@dataclass(frozen=True)
+class Window:
+    """One camera's emotion counts over one window; counts is None when withheld for privacy."""
+
+    venue: str
+    camera: str
+    seq: int
+    start: dt.datetime
+    end: dt.datetime
+    frames: int
+    faces: int
+    counts: dict[str, int] | None
+    mean_confidence: float | None
+    model: dict[str, str]
+    zone: str | None = None
+
+    @property
+    def withheld(self) -> bool:
+        return self.counts is None
+
+
+@dataclass(frozen=True)
+class Status:
+    venue: str
+    camera: str
+    state: str
+    ts: dt.datetime
+    agent: str | None
+    model: dict[str, str] | None
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    venue: str
+    camera: str
+    ts: dt.datetime
+    fps: float
+    inference_ms: float
+    skipped_frames: int
+    outbox_depth: int
+    outbox_dropped: int
+    uptime_s: float
+    source_ok: bool
+
+
+def window_payload(window: Window) -> bytes:
+    body = {"v": VERSION, "type": "counts", "venue": window.venue, "camera": window.camera, "zone": window.zone,
+            "seq": window.seq, "start": utc_iso(window.start), "end": utc_iso(window.end), "frames": window.frames,
+            "faces": window.faces, "withheld": window.withheld,
+            "counts": None if window.counts is None else {label: window.counts[label] for label in emotions.LABELS},
+            "mean_confidence": None if window.mean_confidence is None else round(window.mean_confidence, 4),
+            "model": window.model}
+    return _dump(body)
+
+
+def status_payload(status: Status) -> bytes:
+    return _dump({"v": VERSION, "type": "status", "venue": status.venue, "camera": status.camera,
+                  "zone": status.zone, "state": status.state, "ts": utc_iso(status.ts), "agent": status.agent,
+                  "model": status.model})
+
+
+def health_payload(health: Health) -> bytes:
+    return _dump({"v": VERSION, "type": "health", "venue": health.venue, "camera": health.camera,
+                  "ts": utc_iso(health.ts), "fps": round(health.fps, 3), "inference_ms": round(health.inference_ms, 3),
+                  "skipped_frames": health.skipped_frames, "outbox_depth": health.outbox_depth,
+                  "outbox_dropped": health.outbox_dropped, "uptime_s": round(health.uptime_s, 1),
+                  "source_ok": health.source_ok})
+
+
+def _dump(body: dict) -> bytes:
+    data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise MessageError(f"payload of {len(data)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    return data
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+def _int(body: dict, field: str, low: int, high: int) -> int:
+    value = body.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise MessageError(f"{field} must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def _float(body: dict, field: str, low: float, high: float, optional: bool = False) -> float | None:
+    value = body.get(field)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise MessageError(f"{field} must be a number in {low}..{high}, got {value!r}")
+    return float(value)
+
+
+def _fields(body: dict, required: set[str], optional: set[str] = frozenset()) -> None:
+    missing = required - body.keys()
+    if missing:
+        raise MessageError(f"missing field(s): {', '.join(sorted(missing))}")
+    unknown = body.keys() - required - optional
+    if unknown:
+        raise MessageError(f"unknown field(s): {', '.join(sorted(unknown))}")
+
+
+def _model(value: Any, optional: bool = False) -> dict[str, str] | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("sha256"), str) or len(value) > 4 \
+            or not all(isinstance(k, str) and isinstance(v, str) and len(v) <= 128 for k, v in value.items()):
+        raise MessageError(f"model must be an object of short strings with a sha256, got {value!r:.200}")
+    return value
+
+
+def _same_source(body: dict, venue: str, camera: str) -> None:
+    if body.get("venue") != venue or body.get("camera") != camera:
+        raise MessageError(f"payload venue/camera {body.get('venue')!r}/{body.get('camera')!r} "
+                           f"do not match the topic's {venue}/{camera}")
+
+
+def parse(topic: str, payload: bytes) -> Window | Status | Health:
+    """Validate one MQTT message; the object it describes, or MessageError naming what is wrong."""
+    venue, camera, kind = parse_topic(topic)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise MessageError(f"payload is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise MessageError("payload is not a JSON object")
+    if body.get("v") != VERSION:
+        raise MessageError(f"unsupported payload version {body.get('v')!r}; this build reads v{VERSION}")
+    if body.get("type") != kind:
+        raise MessageError(f"payload type {body.get('type')!r} does not match topic kind {kind!r}")
+    _same_source(body, venue, camera)
+    if kind == "counts":
+        return _parse_window(body, venue, camera)
+    if kind == "status":
+        return _parse_status(body, venue, camera)
+    return _parse_health(body, venue, camera)
+
+
+def _zone(body: dict) -> str | None:
+    zone = body.get("zone")
+    return None if zone is None else check_id(zone, "zone")
+
+
+def _parse_window(body: dict, venue: str, camera: str) -> Window:
+    _fields(body, {"v", "type", "venue", "camera", "seq", "start", "end", "frames", "faces", "withheld", "counts",
+                   "mean_confidence", "model"}, {"zone"})
+    start, end = parse_time(body["start"], "start"), parse_time(body["end"], "end")
+    if not 0 < (end - start).total_seconds() <= MAX_WINDOW_SECONDS:
+        raise MessageError(f"window end must be after start and at most {MAX_WINDOW_SECONDS} s later")
+    faces = _int(body, "faces", 0, MAX_COUNT)
+    counts = body["counts"]
+    if not isinstance(body["withheld"], bool):
+        raise MessageError(f"withheld must be true or false, got {body['withheld']!r}")
+    if body["withheld"]:
+        if counts is not None:
+            raise MessageError("a withheld window must not carry counts")
+    else:
+        if not isinstance(counts, dict) or set(counts) != set(emotions.LABELS):
+            raise MessageError(f"counts must have exactly the labels {', '.join(emotions.LABELS)}")
+        counts = {label: _int(counts, label, 0, MAX_COUNT) for label in emotions.LABELS}
+        if sum(counts.values()) != faces:
+            raise MessageError(f"counts add up to {sum(counts.values())}, not faces={faces}")
+    return Window(venue=venue, camera=camera, seq=_int(body, "seq", 0, MAX_SEQ), start=start, end=end,
+                  frames=_int(body, "frames", 0, MAX_COUNT * 10), faces=faces, counts=counts,
+                  mean_confidence=_float(body, "mean_confidence", 0.0, 1.0, optional=True),
+                  model=_model(body["model"]), zone=_zone(body))
+
+
+def _parse_status(body: dict, venue: str, camera: str) -> Status:
+    _fields(body, {"v", "type", "venue", "camera", "state", "ts"}, {"agent", "model", "zone"})
+    if body["state"] not in ("online", "offline"):
+        raise MessageError(f"state must be 'online' or 'offline', got {body['state']!r}")
+    agent = body.get("agent")
+    if agent is not None and (not isinstance(agent, str) or len(agent) > 64):
+        raise MessageError("agent must be a short string")
+    return Status(venue=venue, camera=camera, state=body["state"], ts=parse_time(body["ts"], "ts"), agent=agent,
+                  model=_model(body.get("model"), optional=True), zone=_zone(body))
+
+
+def _parse_health(body: dict, venue: str, camera: str) -> Health:
+    _fields(body, {"v", "type", "venue", "camera", "ts", "fps", "inference_ms", "skipped_frames", "outbox_depth",
+                   "outbox_dropped", "uptime_s", "source_ok"})
+    if not isinstance(body["source_ok"], bool):
+        raise MessageError("source_ok must be true or false")
+    return Health(venue=venue, camera=camera, ts=parse_time(body["ts"], "ts"),
+                  fps=_float(body, "fps", 0.0, 1000.0), inference_ms=_float(body, "inference_ms", 0.0, 1e6),
+                  skipped_frames=_int(body, "skipped_frames", 0, MAX_SEQ),
+                  outbox_depth=_int(body, "outbox_depth", 0, MAX_SEQ),
+                  outbox_dropped=_int(body, "outbox_dropped", 0, MAX_SEQ),
+                  uptime_s=_float(body, "uptime_s", 0.0, 1e10), source_ok=body["source_ok"])
