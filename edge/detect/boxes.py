@@ -1,0 +1,59 @@
+"""Box arithmetic shared by the detectors and their scoring: IoU, non-maximum suppression, tiles of a frame."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), boxes as x, y, w, h."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    ax1, ay1 = a[:, 0:1], a[:, 1:2]
+    ax2, ay2 = ax1 + a[:, 2:3], ay1 + a[:, 3:4]
+    bx1, by1 = b[:, 0], b[:, 1]
+    bx2, by2 = bx1 + b[:, 2], by1 + b[:, 3]
+    inter_w = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
+    inter_h = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    inter = inter_w * inter_h
+    union = (a[:, 2:3] * a[:, 3:4]) + (b[:, 2] * b[:, 3]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression, best score first."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    keep = []
+    while order.size:
+        best = order[0]
+        keep.append(best)
+        if order.size == 1:
+            break
+        overlap = iou_matrix(boxes[best:best + 1], boxes[order[1:]])[0]
+        order = order[1:][overlap <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def tiles(width: int, height: int, grid: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """A ``grid`` x ``grid`` cover of a width x height frame as (x, y, w, h) windows overlapping by ``overlap``
+    of a window's side, so a face cut by one border lies whole in the neighbouring window."""
+    if grid <= 1:
+        return [(0, 0, width, height)]
+    windows = []
+    tile_w = int(np.ceil(width / (grid - (grid - 1) * overlap)))
+    tile_h = int(np.ceil(height / (grid - (grid - 1) * overlap)))
+    xs = _starts(width, tile_w, grid)
+    ys = _starts(height, tile_h, grid)
+    for y in ys:
+        for x in xs:
+            windows.append((x, y, min(tile_w, width - x), min(tile_h, height - y)))
+    return windows
+
+
+def _starts(length: int, tile: int, grid: int) -> Sequence[int]:
+    if tile >= length:
+        return [0]
+    return [int(round(i * (length - tile) / (grid - 1))) for i in range(grid)]

