@@ -18,12 +18,17 @@ class BrokerError(RuntimeError):
     """Mosquitto is missing, or did not start on its config."""
 
 
-def find_mosquitto() -> str:
-    found = shutil.which("mosquitto") or next(
-        (str(Path(d) / "mosquitto") for d in SEARCH_PATH if (Path(d) / "mosquitto").is_file()), None)
+def find_tool(name: str, package: str = "mosquitto") -> str:
+    """Path of a broker program (mosquitto, mosquitto_passwd, openssl), also where sbin is not on PATH."""
+    found = shutil.which(name) or next(
+        (str(Path(d) / name) for d in SEARCH_PATH if (Path(d) / name).is_file()), None)
     if not found:
-        raise BrokerError("the mosquitto broker is not installed (Debian/Ubuntu: apt-get install mosquitto)")
+        raise BrokerError(f"{name} is not installed (Debian/Ubuntu: apt-get install {package})")
     return found
+
+
+def find_mosquitto() -> str:
+    return find_tool("mosquitto")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

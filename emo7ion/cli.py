@@ -10,10 +10,11 @@ import sys
 from collections.abc import Sequence
 
 from emo7ion import __version__
+from emo7ion.commands import broker as broker_commands
 from emo7ion.commands import converter as converter_commands
 from emo7ion.commands import training as training_commands
 
-AREAS = (training_commands, converter_commands)
+AREAS = (training_commands, converter_commands, broker_commands)
 
 
 class UserError(Exception):

@@ -1,0 +1,62 @@
+"""Who may connect to a broker directory: one username per camera, aggregator or dashboard viewer, each
+with a fresh random password and its ACL block. A running broker applies changes on SIGHUP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emo7ion.broker_config import acl, credentials
+from emo7ion.broker_config.credentials import Credentials
+from emo7ion.broker_config.layout import BrokerLayout
+from emo7ion.core.messages import check_id
+
+RESERVED_CAMERA_IDS = ("mood",)
+"""``emo7ion/v1/{venue}/mood/{zone}`` is venue mood: a camera called "mood" would publish into it."""
+
+
+def camera_username(venue: str, camera: str) -> str:
+    return f"camera.{check_id(venue, 'venue')}.{check_id(camera, 'camera')}"
+
+
+def aggregator_username(name: str) -> str:
+    return f"aggregator.{check_id(name, 'aggregator name')}"
+
+
+def viewer_username(name: str) -> str:
+    return f"viewer.{check_id(name, 'viewer name')}"
+
+
+def add_camera(directory: str | Path, venue: str, camera: str, rotate: bool = False) -> Credentials:
+    """Credentials for one camera, which may publish only under ``emo7ion/v1/{venue}/{camera}/`` and read
+    nothing. ``rotate`` gives an existing camera a new password (the old one stops working)."""
+    username = camera_username(venue, camera)
+    if camera in RESERVED_CAMERA_IDS:
+        raise ValueError(f"camera id {camera!r} is reserved: emo7ion/v1/{venue}/{camera}/... are venue mood topics")
+    return _add(directory, username, acl.camera_rules(venue, camera), f"camera {venue}/{camera}", rotate)
+
+
+def add_aggregator(directory: str | Path, name: str, rotate: bool = False) -> Credentials:
+    """Credentials for an aggregator: reads every camera (plain or ``$share/{group}/...`` subscriptions),
+    publishes only ``emo7ion/v1/+/mood`` and ``emo7ion/v1/+/mood/+``."""
+    return _add(directory, aggregator_username(name), acl.aggregator_rules(), f"aggregator {name}", rotate)
+
+
+def add_viewer(directory: str | Path, name: str, rotate: bool = False) -> Credentials:
+    """Credentials for a dashboard: reads venue mood only, publishes nothing."""
+    return _add(directory, viewer_username(name), acl.viewer_rules(), f"viewer {name}", rotate)
+
+
+def _add(directory: str | Path, username: str, rules: list[str], what: str, rotate: bool) -> Credentials:
+    layout = BrokerLayout.load(directory)
+    with layout.locked():
+        known = credentials.usernames(layout.passwd)
+        if username in known and not rotate:
+            raise ValueError(f"{what} already has a password in {layout.passwd} (user {username}); "
+                             f"pass --rotate (rotate=True) to replace it")
+        if rotate and username not in known:
+            raise ValueError(f"{what} has no password in {layout.passwd} to rotate; add it without --rotate")
+        # Rules first: a user never exists without them (and without rules, Mosquitto denies everything).
+        acl.append(layout.acl, username, rules, what)
+        password = credentials.new_password()
+        credentials.set_password(layout.passwd, username, password)
+    return Credentials(username, password)
