@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from emo7ion import __version__
 from emo7ion.commands import broker as broker_commands
 from emo7ion.commands import converter as converter_commands
+from emo7ion.commands import edge as edge_commands
 from emo7ion.commands import training as training_commands
 
-AREAS = (training_commands, converter_commands, broker_commands)
+AREAS = (training_commands, converter_commands, edge_commands, broker_commands)
 
 
 class UserError(Exception):
@@ -47,9 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    from emo7ion.core.runtime import ModelError
+
     try:
         return int(args.handler(args) or 0)
-    except (UserError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (UserError, FileNotFoundError, FileExistsError, ValueError, ModelError) as error:
         logging.getLogger("emo7ion").debug("failed", exc_info=True)
         print(f"emo7ion {args.command}: error: {error}", file=sys.stderr)
         return 2

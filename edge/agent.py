@@ -1,0 +1,142 @@
+"""The camera agent: newest frame -> faces -> 48x48 crops -> int8 classifier -> window counts -> outbox.
+
+One loop on the main thread does the work; the capture thread and the MQTT threads feed and drain it.
+All of them share one stop event, so SIGTERM finishes the current window (ending it early), flushes the
+outbox, publishes ``offline`` and exits within a tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+
+from emo7ion.core import faces, messages
+from emo7ion.core.runtime import EmotionClassifier
+from emo7ion.edge.config import EdgeConfig
+from emo7ion.edge.detect import registry
+from emo7ion.edge.outbox import Outbox
+from emo7ion.edge.publish import Publisher
+from emo7ion.edge.sources.capture import Capture, make_source
+from emo7ion.edge.window import WindowCounter
+
+log = logging.getLogger(__name__)
+
+MIN_FACE_PX = 16
+"""Faces smaller than this (box height) are not classified: too few pixels to read an expression."""
+
+
+@dataclasses.dataclass
+class Stats:
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    frames: int = 0
+    faces: int = 0
+    windows: int = 0
+    busy_s: float = 0.0
+    detect_s: float = 0.0
+    classify_s: float = 0.0
+    # since the last health record
+    period_frames: int = 0
+    period_busy_s: float = 0.0
+    period_started: float = dataclasses.field(default_factory=time.monotonic)
+
+
+class Agent:
+    def __init__(self, config: EdgeConfig, stop: threading.Event | None = None):
+        self.config = config
+        self.stop = stop or threading.Event()
+        self.classifier = EmotionClassifier(config.model, num_threads=config.threads)
+        self.detector = registry.create(config.detector)
+        self.outbox = Outbox(config.outbox.path, config.outbox.max_windows, config.outbox.max_age_s)
+        model = {"sha256": self.classifier.model_id["sha256"], "version": self.classifier.model_id["version"]}
+        self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone)
+        self.capture = Capture(make_source(config.source), config.source, self.stop)
+        self.window = WindowCounter(config.venue, config.camera, config.window_s, config.min_faces, model,
+                                    config.zone, now=time.time())
+        self.topic = messages.camera_topic(config.venue, config.camera, "counts")
+        self.stats = Stats()
+        self._skipped_reported = 0
+
+    def process(self, frame) -> int:
+        """Detect, crop and classify one frame into the current window; the number of faces read."""
+        began = time.perf_counter()
+        boxes = [(d.x, d.y, d.w, d.h) for d in self.detector.detect(frame) if d.h >= MIN_FACE_PX]
+        detected = time.perf_counter()
+        predictions = self.classifier.classify(faces.prepare_faces(frame, boxes)) if boxes else []
+        done = time.perf_counter()
+        self.window.add_frame(predictions)
+        self.stats.frames += 1
+        self.stats.period_frames += 1
+        self.stats.faces += len(predictions)
+        self.stats.detect_s += detected - began
+        self.stats.classify_s += done - detected
+        self.stats.busy_s += done - began
+        self.stats.period_busy_s += done - began
+        return len(predictions)
+
+    def close_window(self, now: float, early: bool = False) -> int | None:
+        record = self.window.close(seq=0, now=now, early=early)
+        if record.end <= record.start:
+            return None
+        seq = self.outbox.add(self.topic, lambda s: messages.window_payload(dataclasses.replace(record, seq=s)))
+        self.stats.windows += 1
+        log.info("window %s: %d frames, %d faces%s", seq, record.frames, record.faces,
+                 " (counts withheld)" if record.withheld else "")
+        self.publisher.wake()
+        return seq
+
+    def health(self) -> messages.Health:
+        now = time.monotonic()
+        period = max(now - self.stats.period_started, 1e-6)
+        skipped = self.capture.frames.skipped - self._skipped_reported
+        record = messages.Health(
+            venue=self.config.venue, camera=self.config.camera, ts=dt.datetime.now(dt.UTC),
+            fps=self.stats.period_frames / period,
+            inference_ms=1000.0 * self.stats.period_busy_s / max(self.stats.period_frames, 1),
+            skipped_frames=skipped, outbox_depth=self.outbox.depth(), outbox_dropped=self.outbox.take_dropped(),
+            uptime_s=now - self.stats.started, source_ok=self.capture.ok)
+        self._skipped_reported += skipped
+        self.stats.period_frames, self.stats.period_busy_s, self.stats.period_started = 0, 0.0, now
+        return record
+
+    def run(self, duration: float | None = None) -> Stats:
+        """Until the stop event (or ``duration`` seconds); always ends with a flushed outbox."""
+        deadline = time.monotonic() + duration if duration else None
+        next_health = time.monotonic() + self.config.health_interval_s
+        self.publisher.start()
+        self.capture.start()
+        log.info("agent %s/%s running: model %s, detector %s", self.config.venue, self.config.camera,
+                 self.classifier.model_id["version"], self.config.detector.get("type"))
+        try:
+            while not self.stop.is_set():
+                if deadline and time.monotonic() >= deadline:
+                    break
+                frame = self.capture.frames.take(timeout=0.2)
+                if frame is not None:
+                    self.process(frame)
+                elif self.capture.finished.is_set():
+                    break
+                now = time.time()
+                if self.window.due(now):
+                    self.close_window(now)
+                if time.monotonic() >= next_health:
+                    self.publisher.publish_health(self.health())
+                    next_health += self.config.health_interval_s
+        finally:
+            self.shutdown()
+        return self.stats
+
+    def shutdown(self, flush_timeout: float = 5.0) -> None:
+        self.stop.set()
+        self.capture.join()
+        self.close_window(time.time(), early=True)
+        self.publisher.stop(flush_timeout)
+        left = self.outbox.depth()
+        if left:
+            log.warning("%d window(s) stay in the outbox %s and will be sent on the next start", left,
+                        self.config.outbox.path)
+        self.outbox.close()
+        log.info("agent stopped: %d frames, %d faces, %d windows", self.stats.frames, self.stats.faces,
+                 self.stats.windows)

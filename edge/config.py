@@ -1,0 +1,250 @@
+"""The agent's one typed configuration: defaults, then the TOML file, then environment, then flags.
+
+Every key is checked at start and a bad one is reported by its dotted name (``broker.url``), so a typo
+in ``edge.toml`` stops the agent with a message instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from emo7ion.core import messages
+
+ENV_PREFIX = "EMO7ION_EDGE__"
+"""``EMO7ION_EDGE__BROKER__PASSWORD=...`` sets ``broker.password``; '__' separates levels."""
+
+
+class ConfigError(ValueError):
+    """A configuration value the agent cannot start with; the message names the key."""
+
+
+def default_model_path() -> str:
+    """The int8 model shipped with the package (``models/`` in a checkout)."""
+    return str(Path(__file__).resolve().parents[1] / "models" / "emo7ion-edge-int8.tflite")
+
+
+@dataclass
+class SourceConfig:
+    kind: str = field(default="images", metadata={"help": "images | opencv | picamera2"})
+    path: str = field(default="", metadata={"help": "images: folder or glob; opencv: device index, URL or file"})
+    fps: float = field(default=2.0, metadata={"help": "images: replay rate; others: 0 = as delivered"})
+    width: int = field(default=1280, metadata={"help": "capture width (opencv, picamera2)"})
+    height: int = field(default=720, metadata={"help": "capture height (opencv, picamera2)"})
+    loop: bool = field(default=True, metadata={"help": "images/video file: start again at the end"})
+    reopen_min_s: float = field(default=1.0, metadata={"help": "first delay before reopening a failed source"})
+    reopen_max_s: float = field(default=60.0, metadata={"help": "longest delay between reopen attempts"})
+    stall_s: float = field(default=10.0, metadata={"help": "no frame for this long = the source has failed"})
+
+    def validate(self) -> None:
+        _choice("source.kind", self.kind, ("images", "opencv", "picamera2"))
+        if self.kind != "picamera2" and not self.path:
+            raise ConfigError(f"source.path is required for a {self.kind} source")
+        _positive("source.fps", self.fps, allow_zero=True)
+        _positive("source.width", self.width)
+        _positive("source.height", self.height)
+        _positive("source.reopen_min_s", self.reopen_min_s)
+        if self.reopen_max_s < self.reopen_min_s:
+            raise ConfigError("source.reopen_max_s must be >= source.reopen_min_s")
+        _positive("source.stall_s", self.stall_s)
+
+
+@dataclass
+class BrokerConfig:
+    url: str = field(default="mqtt://127.0.0.1:1883", metadata={"help": "mqtt://host:port or mqtts://host:port"})
+    username: str = field(default="", metadata={"help": "MQTT user name (emo7ion broker add-camera)"})
+    password: str = field(default="", metadata={"help": "MQTT password"})
+    ca_file: str = field(default="", metadata={"help": "CA certificate for mqtts:// (empty: system CAs)"})
+    keepalive_s: int = field(default=30, metadata={"help": "MQTT keep-alive"})
+    reconnect_min_s: float = field(default=1.0, metadata={"help": "first reconnect delay"})
+    reconnect_max_s: float = field(default=60.0, metadata={"help": "longest reconnect delay"})
+    max_inflight: int = field(default=20, metadata={"help": "windows sent and not yet acknowledged"})
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parsed = urlparse(self.url)
+        return parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlparse(self.url).scheme == "mqtts"
+
+    def validate(self) -> None:
+        parsed = urlparse(self.url)
+        try:
+            parsed.port  # noqa: B018  raises ValueError on a bad port
+        except ValueError as error:
+            raise ConfigError(f"broker.url {self.url!r}: {error}") from error
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise ConfigError(f"broker.url {self.url!r} must look like mqtt://host:1883 or mqtts://host:8883")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise ConfigError(f"broker.ca_file {self.ca_file!r} does not exist")
+        if self.password and not self.username:
+            raise ConfigError("broker.password is set but broker.username is empty")
+        _positive("broker.keepalive_s", self.keepalive_s)
+        _positive("broker.reconnect_min_s", self.reconnect_min_s)
+        _positive("broker.max_inflight", self.max_inflight)
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ConfigError("broker.reconnect_max_s must be >= broker.reconnect_min_s")
+
+
+@dataclass
+class OutboxConfig:
+    path: str = field(default="emo7ion-outbox.sqlite", metadata={"help": "SQLite file of unsent windows"})
+    max_windows: int = field(default=50_000, metadata={"help": "oldest windows are dropped beyond this"})
+    max_age_s: float = field(default=7 * 24 * 3600.0, metadata={"help": "windows older than this are dropped"})
+
+    def validate(self) -> None:
+        _positive("outbox.max_windows", self.max_windows)
+        _positive("outbox.max_age_s", self.max_age_s)
+
+
+@dataclass
+class EdgeConfig:
+    venue: str = field(default="", metadata={"help": "venue id (a-z, 0-9, '-', '_')"})
+    camera: str = field(default="", metadata={"help": "camera id, unique in the venue; also the MQTT client id"})
+    zone: str = field(default="", metadata={"help": "optional zone of the venue this camera watches"})
+    window_s: float = field(default=10.0, metadata={"help": "seconds per published window"})
+    min_faces: int = field(default=3, metadata={"help": "below this many faces a window's counts are withheld"})
+    model: str = field(default_factory=default_model_path, metadata={"help": "the .tflite classifier"})
+    threads: int = field(default=1, metadata={"help": "interpreter threads"})
+    detector: dict = field(default_factory=dict, metadata={"help": "face detector: type and its options"})
+    health_interval_s: float = field(default=30.0, metadata={"help": "seconds between health records"})
+    source: SourceConfig = field(default_factory=SourceConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+
+    def validate(self) -> EdgeConfig:
+        for key in ("venue", "camera"):
+            if not getattr(self, key):
+                raise ConfigError(f"{key} is required (in the config file, --{key} or {ENV_PREFIX}{key.upper()})")
+            try:
+                messages.check_id(getattr(self, key), key)
+            except messages.MessageError as error:
+                raise ConfigError(str(error)) from error
+        if self.zone:
+            try:
+                messages.check_id(self.zone, "zone")
+            except messages.MessageError as error:
+                raise ConfigError(str(error)) from error
+        if not 1.0 <= self.window_s <= messages.MAX_WINDOW_SECONDS:
+            raise ConfigError(f"window_s={self.window_s} must be between 1 and {messages.MAX_WINDOW_SECONDS}")
+        _positive("min_faces", self.min_faces, allow_zero=True)
+        _positive("threads", self.threads)
+        _positive("health_interval_s", self.health_interval_s)
+        if not Path(self.model).is_file():
+            raise ConfigError(f"model {self.model!r} does not exist")
+        for part in (self.source, self.broker, self.outbox):
+            part.validate()
+        return self
+
+
+def _choice(key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} must be one of {', '.join(map(str, allowed))}")
+
+
+def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{key}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+# ---- loading and merging ------------------------------------------------------------------------
+
+def _coerce(key: str, kind: Any, value: Any) -> Any:
+    """``value`` (from TOML, an environment variable or a flag) as the field's declared type."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+    elif kind in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be a number")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}={value!r} must be a{'n integer' if kind is int else ' number'}") from None
+        if kind is int and isinstance(value, float) and value != number:
+            raise ConfigError(f"{key}={value!r} must be an integer")
+        return number
+    elif kind is str:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+    elif kind is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        if isinstance(value, str):  # a bare detector name from a flag or environment variable
+            return {"type": value}
+    raise ConfigError(f"{key}={value!r} has the wrong type (expected {getattr(kind, '__name__', kind)})")
+
+
+def _apply(target: Any, values: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(target))
+    names = {f.name for f in dataclasses.fields(target)}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in names:
+            raise ConfigError(f"unknown key {key!r}; known keys here: {', '.join(sorted(names))}")
+        kind = hints[name]
+        if isinstance(kind, types.UnionType):
+            kind = next(t for t in typing.get_args(kind) if t is not type(None))
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} must be a table of settings, got {value!r}")
+            _apply(getattr(target, name), value, f"{key}.")
+        elif name == "detector" and isinstance(value, dict) and getattr(target, name):
+            getattr(target, name).update(_coerce(key, dict, value))  # options merge onto the file's detector
+        else:
+            setattr(target, name, _coerce(key, kind, value))
+
+
+def from_environment(environ: dict[str, str] | None = None) -> dict:
+    """Nested settings from ``EMO7ION_EDGE__KEY`` / ``EMO7ION_EDGE__TABLE__KEY`` variables."""
+    nested: dict = {}
+    for name, value in (os.environ if environ is None else environ).items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX):].split("__") if part]
+        node = nested
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        if path:
+            node[path[-1]] = value
+    return nested
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None,
+         environ: dict[str, str] | None = None) -> EdgeConfig:
+    """Defaults < TOML file < environment < ``overrides`` (flags); validated before it is returned."""
+    config = EdgeConfig()
+    if path:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from error
+        try:
+            _apply(config, raw)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from error
+    _apply(config, from_environment(environ))
+    _apply(config, {k: v for k, v in (overrides or {}).items() if v is not None})
+    if not config.detector:
+        from emo7ion.edge.detect import registry
+
+        config.detector = dict(registry.DEFAULT)
+    return config.validate()

@@ -1,0 +1,160 @@
+"""Store-and-forward: every window is written here before it is sent and deleted only when the broker
+acknowledged it, so a broker outage, a power cut or ``kill -9`` loses nothing that was accepted.
+
+One SQLite file in WAL mode. Sequence numbers are allocated here, per camera, and survive restarts.
+The outbox is bounded by count and age; what it drops is counted and reported in the next health
+record. A full disk is survived (the window is counted as dropped and the agent keeps classifying),
+and a corrupt file is moved aside with a clear log line instead of crash-looping the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, created REAL NOT NULL, topic TEXT NOT NULL,
+                                   payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0), ('dropped', 0);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    created: float
+    topic: str
+    payload: bytes
+
+
+class Outbox:
+    """Thread-safe: the agent's loop adds, the publisher's thread reads and acknowledges."""
+
+    def __init__(self, path: str | Path, max_windows: int = 50_000, max_age_s: float = 7 * 86400.0,
+                 clock: Callable[[], float] = time.time):
+        self.path = Path(path)
+        self.max_windows = max_windows
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._unsaved_drops = 0
+        self._db = self._open()
+
+    # -- opening, and what to do with a damaged file
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as error:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._clock())}")
+            log.error("outbox %s is unreadable (%s); moved aside to %s and starting an empty outbox",
+                      self.path, error, aside)
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(str(self.path) + suffix)
+                if part.exists():
+                    os.replace(part, Path(str(aside) + suffix))
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        try:
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # an acknowledged insert survives a power cut
+            db.executescript(SCHEMA)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    # -- writing
+
+    def add(self, topic: str, make_payload: Callable[[int], bytes]) -> int | None:
+        """Allocate the next sequence number, store ``make_payload(seq)`` under it; the seq, or None if the
+        disk refused the write (counted as a drop)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                seq = self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
+                self._db.execute("INSERT INTO outbox (seq, created, topic, payload) VALUES (?, ?, ?, ?)",
+                                 (seq, self._clock(), topic, make_payload(seq)))
+                self._db.execute("UPDATE meta SET value=value+1 WHERE key='next_seq'")
+                self._enforce_bounds()
+                self._db.execute("COMMIT")
+                return seq
+            except sqlite3.OperationalError as error:
+                self._rollback()
+                self._unsaved_drops += 1
+                log.error("outbox write failed (%s); window dropped, %d unsaved drop(s) so far",
+                          error, self._unsaved_drops)
+                return None
+
+    def _enforce_bounds(self) -> None:
+        """Inside a transaction: drop the oldest beyond the count bound and anything past the age bound."""
+        dropped = self._db.execute("DELETE FROM outbox WHERE created < ?", (self._clock() - self.max_age_s,)).rowcount
+        excess = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] - self.max_windows
+        if excess > 0:
+            dropped += self._db.execute(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,)).rowcount
+        if dropped:
+            self._db.execute("UPDATE meta SET value=value+? WHERE key='dropped'", (dropped,))
+            log.warning("outbox full or stale: dropped the %d oldest window(s)", dropped)
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    # -- reading and acknowledging
+
+    def pending(self, after_seq: int = -1, limit: int = 100) -> list[Entry]:
+        """The oldest unsent windows with seq > ``after_seq``, in order."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, created, topic, payload FROM outbox WHERE seq > ? "
+                                    "ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+        return [Entry(seq, created, topic, bytes(payload)) for seq, created, topic, payload in rows]
+
+    def ack(self, seq: int) -> None:
+        with self._lock:
+            try:
+                self._db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+            except sqlite3.OperationalError as error:  # a full disk can refuse even a delete's journal
+                log.warning("could not remove acknowledged window %d (%s); it may be sent again", seq, error)
+
+    def depth(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    def take_dropped(self) -> int:
+        """Windows dropped since the last call (bounds and refused writes); resets the count."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                stored = self._db.execute("SELECT value FROM meta WHERE key='dropped'").fetchone()[0]
+                self._db.execute("UPDATE meta SET value=0 WHERE key='dropped'")
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError:
+                self._rollback()
+                return 0
+            total, self._unsaved_drops = stored + self._unsaved_drops, 0
+            return total
+
+    def next_seq(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,30 @@
+"""What every frame source does: open, read one BGR frame (or None when it has nothing), close."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class SourceError(RuntimeError):
+    """The source cannot be opened or has failed; the capture thread reopens it with backoff."""
+
+
+class FrameSource(ABC):
+    name = "source"
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> np.ndarray | None:
+        """The next BGR uint8 frame; None if none is ready yet. Raises SourceError when broken."""
+
+    def close(self) -> None:  # noqa: B027  optional for sources that hold nothing
+        pass
+
+    @property
+    def paced(self) -> bool:
+        """True when ``read`` itself waits for the next frame (a camera); False for files."""
+        return True

@@ -1,0 +1,110 @@
+"""``emo7ion edge``: the camera agent's commands (run, check, detect)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+
+from emo7ion.commands import edge_detect
+
+log = logging.getLogger(__name__)
+
+AGENT_FLAGS = (  # flag, dotted config key, help
+    ("--source", "source", "picamera2, a camera index, a stream URL, a video file, or an image folder/glob"),
+    ("--broker", "broker.url", "mqtt://host:1883 or mqtts://host:8883"),
+    ("--venue", "venue", "venue id"),
+    ("--camera", "camera", "camera id (also the MQTT client id)"),
+    ("--zone", "zone", "zone of the venue"),
+    ("--window", "window_s", "seconds per window (default 10)"),
+    ("--min-faces", "min_faces", "withhold counts of windows with fewer faces (default 3)"),
+    ("--username", "broker.username", "MQTT user name"),
+    ("--password", "broker.password", "MQTT password (prefer EMO7ION_EDGE__BROKER__PASSWORD)"),
+    ("--ca-file", "broker.ca_file", "CA certificate for mqtts://"),
+    ("--detector", "detector", "face detector type (see 'emo7ion edge detect --help')"),
+    ("--model", "model", "the .tflite classifier (default: the shipped int8 model)"),
+    ("--outbox", "outbox.path", "SQLite outbox file"),
+    ("--fps", "source.fps", "image-folder replay rate"),
+)
+
+
+def register(commands) -> None:
+    edge = commands.add_parser("edge", help="the camera agent: run, check, detect",
+                               description="Commands of the edge camera agent that runs on each device.")
+    sub = edge.add_subparsers(dest="edge_command", metavar="EDGE_COMMAND", required=True)
+    epilog = ("Settings come from defaults, then --config, then EMO7ION_EDGE__KEY / EMO7ION_EDGE__TABLE__KEY "
+              "environment variables, then these flags. A bad value stops the agent with its key named.")
+    run = sub.add_parser("run", help="run the agent: publish anonymous emotion counts per window",
+                         description="Read frames, find and classify faces on this device, and publish one "
+                                     "anonymous record of emotion counts per window over MQTT. No image, crop or "
+                                     "box ever leaves the device. SIGTERM/SIGINT finish the window and flush.",
+                         epilog=epilog)
+    check = sub.add_parser("check", help="check the model, the source and the broker, then exit",
+                           description="Load the model, open the source and read a frame, connect to the broker; "
+                                       "print what was found and exit non-zero at the first failure.",
+                           epilog=epilog)
+    for parser in (run, check):
+        parser.add_argument("--config", help="edge.toml")
+        for flag, key, text in AGENT_FLAGS:
+            parser.add_argument(flag, dest="set_" + key.replace(".", "__"), metavar=key.split(".")[-1].upper(),
+                                help=text)
+    run.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    run.add_argument("--json", action="store_true", help="end with the run's totals as one JSON line")
+    run.set_defaults(handler=run_agent)
+    check.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    check.set_defaults(handler=run_check)
+    edge_detect.register(sub)
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The flags given, as nested settings ({'broker': {'url': ...}})."""
+    nested: dict = {}
+    for name, value in vars(args).items():
+        if not name.startswith("set_") or value is None:
+            continue
+        path = name[4:].split("__")
+        if path == ["source"]:
+            from emo7ion.edge.sources.capture import infer_source
+
+            nested.setdefault("source", {}).update(infer_source(value))
+            continue
+        node = nested
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return nested
+
+
+def load_config(args: argparse.Namespace):
+    from emo7ion.edge import config
+
+    return config.load(args.config, overrides(args))
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from emo7ion.edge.agent import Agent
+
+    config = load_config(args)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("signal %d: finishing the current window", signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    stats = Agent(config, stop).run(args.duration)
+    if args.json:
+        print(json.dumps({"frames": stats.frames, "faces": stats.faces, "windows": stats.windows}))
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from emo7ion.edge.check import check
+
+    results = check(load_config(args), timeout=args.timeout)
+    for name, ok, detail in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    return 0 if all(ok for _, ok, _ in results) else 1

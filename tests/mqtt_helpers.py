@@ -1,0 +1,64 @@
+"""Test helpers: a throwaway anonymous Mosquitto on a free loopback port, and a subscriber that records."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from emo7ion.broker_config.runner import Mosquitto, free_port
+
+
+def start_plain_broker(folder: Path, port: int | None = None, persistence: bool = False) -> Mosquitto:
+    """A loopback-only, anonymous broker (the edge tests exercise the agent, not authentication)."""
+    port = port or free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", f"persistence {str(persistence).lower()}",
+             f"persistence_location {folder}/", "max_queued_messages 100000"]
+    config = folder / "mosquitto.conf"
+    config.write_text("\n".join(lines) + "\n")
+    return Mosquitto(config, port, folder / "mosquitto.log").start()
+
+
+class Recorder:
+    """Subscribes (MQTT 5, QoS 1) and keeps every message; ``wait_for`` polls with a deadline."""
+
+    def __init__(self, port: int, topic: str = "emo7ion/#", client_id: str = "test-recorder",
+                 persistent: bool = False):
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        properties = None
+        if persistent:  # the broker keeps our subscription and queues messages while we are away
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 3600
+        self.client.reconnect_delay_set(1, 1)
+        self.client.connect("127.0.0.1", port, clean_start=not persistent, properties=properties)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self._lock:
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+
+    def bodies(self, kind: str) -> list[dict]:
+        with self._lock:
+            return [json.loads(p) for t, p, _ in self.messages if t.endswith("/" + kind)]
+
+    def wait_for(self, predicate, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return True
+            time.sleep(0.05)
+        return predicate(self)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,259 @@
+"""The camera agent end to end: real detector, real int8 classifier, real Mosquitto, real SQLite outbox."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import cv2
+import pytest
+from mqtt_helpers import Recorder, start_plain_broker
+
+from conftest import SHARED
+from emo7ion.broker_config.runner import free_port
+from emo7ion.core import messages
+from emo7ion.edge import config as edge_config
+from emo7ion.edge.agent import Agent
+from emo7ion.edge.outbox import Outbox
+
+CROWD = SHARED / "data" / "crowd-sample" / "images"
+SHIPPED_INT8 = Path(__file__).resolve().parents[1] / "models" / "emo7ion-edge-int8.tflite"
+
+pytestmark = pytest.mark.skipif(not CROWD.is_dir(), reason=f"crowd sample photos not found at {CROWD}")
+
+
+@pytest.fixture(scope="module")
+def model_path(request) -> str:
+    """The shipped int8 model: what a device runs."""
+    assert SHIPPED_INT8.is_file(), "models/emo7ion-edge-int8.tflite is missing"
+    return str(SHIPPED_INT8)
+
+
+@pytest.fixture
+def crowd(tmp_path) -> Path:
+    """Two real crowd photos with readable faces, linked (not copied) into a source folder."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("0_Parade_marchingband_1_149.jpg", "11_Meeting_Meeting_11_Meeting_Meeting_11_26.jpg"):
+        (folder / name).symlink_to(CROWD / name)
+    return folder
+
+
+def agent_config(tmp_path, model_path, port, source: dict, **top) -> edge_config.EdgeConfig:
+    settings = {"venue": "hall-a", "camera": "cam-1", "model": model_path, "window_s": 1.0, "min_faces": 1,
+                "health_interval_s": 1.0, "source": {"fps": 4.0, "reopen_min_s": 0.2, "reopen_max_s": 0.8,
+                                                     **source},
+                "broker": {"url": f"mqtt://127.0.0.1:{port}", "reconnect_min_s": 1, "reconnect_max_s": 1},
+                "outbox": {"path": str(tmp_path / "outbox.sqlite")}, **top}
+    return edge_config.load(None, settings, environ={})
+
+
+def run_for(agent: Agent, seconds: float) -> threading.Thread:
+    thread = threading.Thread(target=agent.run, kwargs={"duration": seconds}, daemon=True)
+    thread.start()
+    return thread
+
+
+IMAGE_LIKE = re.compile(rb"[A-Za-z0-9+/=]{120,}|(\d+\s*,\s*){64,}")
+
+
+def audit(raw_messages) -> None:
+    """Fails if any message could carry an image, crop, embedding or box: strict schema, small, no blobs."""
+    for topic, payload, _ in raw_messages:
+        assert len(payload) < 1024, f"{topic}: {len(payload)} bytes is more than counts need"
+        assert not IMAGE_LIKE.search(payload), f"{topic}: payload holds image-like data"
+        parsed = messages.parse(topic, payload)  # strict v1 schema: unknown fields are rejected
+        body = json.loads(payload)
+        assert not {"box", "boxes", "image", "crop", "embedding", "pixels"} & set(body)
+        assert parsed.venue == "hall-a"
+
+
+def counts_seqs(recorder: Recorder) -> list[int]:
+    return [body["seq"] for body in recorder.bodies("counts")]
+
+
+def test_images_to_broker_with_real_detector_and_int8_model(tmp_path, crowd, model_path):
+    broker = start_plain_broker(tmp_path / "broker")
+    recorder = Recorder(broker.port)
+    try:
+        agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(crowd)}))
+        run_for(agent, 4.5).join(timeout=60)
+        assert recorder.wait_for(lambda r: any(b["state"] == "offline" for b in r.bodies("status")), 10)
+    finally:
+        recorder.close()
+        broker.stop()
+    windows = recorder.bodies("counts")
+    assert len(windows) >= 4 and counts_seqs(recorder) == list(range(len(windows)))
+    assert agent.stats.frames >= 10 and agent.stats.faces >= 10
+    assert sum(w["faces"] for w in windows) == agent.stats.faces
+    assert any(not w["withheld"] and w["faces"] >= 5 for w in windows)
+    model_sha = agent.classifier.sha256
+    assert all(w["model"]["sha256"] == model_sha for w in windows)
+    states = [b["state"] for b in recorder.bodies("status")]
+    assert states[0] == "online" and states[-1] == "offline"
+    health = recorder.bodies("health")
+    assert health and health[-1]["source_ok"] and health[-1]["fps"] > 0
+    audit(recorder.messages)
+
+
+def test_min_faces_withholds_counts(tmp_path, crowd, model_path):
+    broker = start_plain_broker(tmp_path / "broker")
+    recorder = Recorder(broker.port)
+    try:
+        agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(crowd)},
+                                   min_faces=100_000 // 1000))
+        run_for(agent, 2.5).join(timeout=60)
+        assert recorder.wait_for(lambda r: len(r.bodies("counts")) >= 2, 10)
+    finally:
+        recorder.close()
+        broker.stop()
+    windows = recorder.bodies("counts")
+    assert all(w["withheld"] and w["counts"] is None and w["mean_confidence"] is None for w in windows)
+    assert any(w["faces"] > 0 for w in windows)
+    audit(recorder.messages)
+
+
+def test_broker_outage_loses_nothing(tmp_path, crowd, model_path):
+    broker = start_plain_broker(tmp_path / "broker", persistence=True)
+    recorder = Recorder(broker.port, client_id="outage-recorder", persistent=True)
+    agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(crowd)}))
+    thread = run_for(agent, 9.0)
+    try:
+        assert recorder.wait_for(lambda r: len(r.bodies("counts")) >= 1, 15)
+        broker.stop()
+        time.sleep(3.0)  # windows pile up in the outbox meanwhile
+        depth_during_outage = agent.outbox.depth()
+        broker.start()
+        thread.join(timeout=60)
+        produced = Outbox(tmp_path / "outbox.sqlite").next_seq()
+        arrived = recorder.wait_for(lambda r: set(counts_seqs(r)) >= set(range(produced)), 20)
+        assert arrived, f"produced {produced}, received {counts_seqs(recorder)}"
+    finally:
+        recorder.close()
+        broker.stop()
+    assert depth_during_outage >= 2
+    seqs = counts_seqs(recorder)
+    first_seen = list(dict.fromkeys(seqs))
+    assert first_seen == list(range(produced)), "every window arrives, in order"
+    assert Outbox(tmp_path / "outbox.sqlite").depth() == 0
+
+
+def test_agent_killed_with_a_backlog_resends_it(tmp_path, crowd, model_path):
+    port = free_port()
+    command = [sys.executable, "-m", "emo7ion", "--log-level", "WARNING", "edge", "run", "--venue", "hall-a",
+               "--camera", "cam-1", "--source", str(crowd), "--broker", f"mqtt://127.0.0.1:{port}",
+               "--window", "1", "--min-faces", "1", "--model", model_path, "--outbox", str(tmp_path / "o.sqlite"),
+               "--fps", "4"]
+    first = subprocess.Popen(command, env=os.environ | {"EMO7ION_EDGE__BROKER__RECONNECT_MAX_S": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and Outbox(tmp_path / "o.sqlite").depth() < 3:
+            time.sleep(0.2)
+    finally:
+        first.kill()  # SIGKILL: no flush, no goodbye
+        first.wait(timeout=10)
+    backlog = Outbox(tmp_path / "o.sqlite").depth()
+    assert backlog >= 3
+    broker = start_plain_broker(tmp_path / "broker", port=port)
+    recorder = Recorder(port)
+    try:
+        result = subprocess.run(command + ["--duration", "3"], timeout=120)
+        assert result.returncode == 0
+        produced = Outbox(tmp_path / "o.sqlite").next_seq()
+        assert recorder.wait_for(lambda r: len(set(counts_seqs(r))) >= produced, 15)
+    finally:
+        recorder.close()
+        broker.stop()
+    assert list(dict.fromkeys(counts_seqs(recorder))) == list(range(produced))
+    assert produced > backlog and Outbox(tmp_path / "o.sqlite").depth() == 0
+
+
+class FakePicamera2:
+    """Picamera2's interface as the agent uses it, serving a real crowd photo at the configured size."""
+
+    instances: list = []
+
+    def __init__(self, camera_num=0):
+        self.camera_num, self.started, self.config = camera_num, False, None
+        FakePicamera2.instances.append(self)
+
+    def create_video_configuration(self, main=None, **kwargs):
+        return {"main": dict(main or {}), **kwargs}
+
+    def configure(self, config):
+        self.config = config
+
+    def start(self):
+        self.started = True
+
+    def capture_array(self, name="main"):
+        assert self.started, "capture_array before start()"
+        width, height = self.config["main"]["size"]
+        time.sleep(0.05)  # a camera delivers frames at its own pace
+        return cv2.resize(cv2.imread(str(CROWD / "0_Parade_marchingband_1_149.jpg")), (width, height))
+
+    def stop(self):
+        self.started = False
+
+    def close(self):
+        pass
+
+
+def test_picamera2_source(tmp_path, model_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    broker = start_plain_broker(tmp_path / "broker")
+    recorder = Recorder(broker.port)
+    try:
+        agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "picamera2", "width": 1024,
+                                                                        "height": 768}))
+        run_for(agent, 2.5).join(timeout=60)
+        assert recorder.wait_for(lambda r: len(r.bodies("counts")) >= 2, 10)
+    finally:
+        recorder.close()
+        broker.stop()
+    camera = FakePicamera2.instances[-1]
+    assert camera.config["main"] == {"size": (1024, 768), "format": "RGB888"} and not camera.started
+    assert agent.stats.faces >= 5
+
+
+def test_camera_that_yields_nothing_is_reopened_and_status_continues(tmp_path, model_path, caplog):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broker = start_plain_broker(tmp_path / "broker")
+    recorder = Recorder(broker.port)
+    try:
+        agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(empty)}))
+        run_for(agent, 3.0).join(timeout=60)
+        assert recorder.wait_for(lambda r: r.bodies("health") and r.bodies("counts"), 10)
+    finally:
+        recorder.close()
+        broker.stop()
+    assert agent.capture.failures >= 3  # retried with backoff (0.2, 0.4, 0.8 s ...), not spinning
+    assert agent.capture.failures < 20
+    assert all(not h["source_ok"] for h in recorder.bodies("health"))
+    assert all(w["frames"] == 0 for w in recorder.bodies("counts"))
+    assert recorder.bodies("status")[0]["state"] == "online"
+
+
+def test_corrupt_model_stops_the_agent_with_a_clear_error(tmp_path, crowd):
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(os.urandom(4096))
+    result = subprocess.run([sys.executable, "-m", "emo7ion", "edge", "run", "--venue", "v", "--camera", "c",
+                             "--source", str(crowd), "--model", str(corrupt), "--outbox", str(tmp_path / "o.sqlite")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "not a valid TFLite model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_key_stops_the_agent(tmp_path):
+    toml = tmp_path / "edge.toml"
+    toml.write_text('venue = "v"\ncamera = "c"\n[broker]\nhost = "x"\n')
+    result = subprocess.run([sys.executable, "-m", "emo7ion", "edge", "run", "--config", str(toml)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "broker.host" in result.stderr

@@ -1,0 +1,71 @@
+"""edge/config: file < environment < flags, and every bad value named by its key."""
+
+import re
+
+import pytest
+
+from emo7ion.edge import config as edge_config
+from emo7ion.edge.config import ConfigError
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"x")
+    return str(path)
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    return path
+
+
+def test_layers_of_settings(tmp_path, model_file):
+    path = write(tmp_path, f"""
+venue = "hall-a"
+camera = "cam-1"
+model = "{model_file}"
+window_s = 5
+[source]
+kind = "images"
+path = "{tmp_path}"
+[broker]
+url = "mqtt://127.0.0.1:1999"
+username = "u"
+""")
+    env = {"EMO7ION_EDGE__BROKER__PASSWORD": "secret", "EMO7ION_EDGE__WINDOW_S": "7.5"}
+    config = edge_config.load(path, {"camera": "cam-2"}, environ=env)
+    assert (config.venue, config.camera, config.window_s) == ("hall-a", "cam-2", 7.5)
+    assert config.broker.port == 1999 and config.broker.password == "secret" and not config.broker.tls
+    assert config.detector["type"]  # the measured default detector is filled in
+    assert config.outbox.max_windows == 50_000
+
+
+@pytest.mark.parametrize("text, key", [
+    ('venue = "v"\ncamera = "c"\nwindwo_s = 3', "windwo_s"),
+    ('venue = "v"\ncamera = "c"\n[broker]\npasword = "x"', "broker.pasword"),
+    ('venue = "v"\ncamera = "c"\nwindow_s = "ten"', "window_s"),
+    ('venue = "v"\ncamera = "c"\nwindow_s = 0', "window_s"),
+    ('venue = "Bad Venue"\ncamera = "c"', "venue"),
+    ('venue = "v"', "camera"),
+    ('venue = "v"\ncamera = "c"\n[broker]\nurl = "http://x"', "broker.url"),
+    ('venue = "v"\ncamera = "c"\n[source]\nkind = "webcam"', "source.kind"),
+    ('venue = "v"\ncamera = "c"\nmin_faces = -1', "min_faces"),
+    ('venue = "v"\ncamera = "c"\nsource = 3', "source"),
+])
+def test_bad_values_name_their_key(tmp_path, model_file, text, key):
+    path = write(tmp_path, f'model = "{model_file}"\n' + text)
+    flags = {} if "source" in text else {"source": {"path": str(tmp_path)}}
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        edge_config.load(path, flags, environ={})
+
+
+def test_missing_model_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="model"):
+        edge_config.load(None, {"venue": "v", "camera": "c", "model": str(tmp_path / "none.tflite"),
+                                "source": {"path": "x"}}, environ={})
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        edge_config.load(write(tmp_path, "venue = "), environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        edge_config.load(tmp_path / "nope.toml", environ={})
