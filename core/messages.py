@@ -29,7 +29,12 @@ KINDS = ("counts", "status", "health")
 
 
 class MessageError(ValueError):
-    """A topic or payload outside the schema; the text says which field and why."""
+    """A topic or payload outside the schema; the text says which field and why, ``reason`` the kind
+    (topic, size, json, version, source, schema) for counting rejections."""
+
+    def __init__(self, message: str, reason: str = "schema"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def check_id(value: Any, what: str) -> str:
@@ -39,10 +44,26 @@ def check_id(value: Any, what: str) -> str:
     return value
 
 
+RESERVED_CAMERA_IDS = frozenset({"mood"})
+"""``emo7ion/v1/{venue}/mood/...`` carries the venue mood, so no camera may be called 'mood'."""
+
+
+def check_camera(value: Any) -> str:
+    check_id(value, "camera")
+    if value in RESERVED_CAMERA_IDS:
+        raise MessageError(f"camera id {value!r} is reserved")
+    return value
+
+
+def is_mood_topic(topic: str) -> bool:
+    parts = topic.split("/")
+    return len(parts) in (4, 5) and "/".join(parts[:2]) == ROOT and parts[3] == "mood"
+
+
 def camera_topic(venue: str, camera: str, kind: str) -> str:
     if kind not in KINDS:
         raise MessageError(f"unknown topic kind {kind!r}; expected one of {', '.join(KINDS)}")
-    return f"{ROOT}/{check_id(venue, 'venue')}/{check_id(camera, 'camera')}/{kind}"
+    return f"{ROOT}/{check_id(venue, 'venue')}/{check_camera(camera)}/{kind}"
 
 
 def mood_topic(venue: str, zone: str | None = None) -> str:
@@ -58,8 +79,8 @@ def parse_topic(topic: str) -> tuple[str, str, str]:
     """(venue, camera, kind) of a camera topic, or MessageError for anything else."""
     parts = topic.split("/")
     if len(parts) != 5 or "/".join(parts[:2]) != ROOT or parts[4] not in KINDS:
-        raise MessageError(f"topic {topic!r} is not {ROOT}/<venue>/<camera>/<{'|'.join(KINDS)}>")
-    return check_id(parts[2], "venue"), check_id(parts[3], "camera"), parts[4]
+        raise MessageError(f"topic {topic!r} is not {ROOT}/<venue>/<camera>/<{'|'.join(KINDS)}>", "topic")
+    return check_id(parts[2], "venue"), check_camera(parts[3]), parts[4]
 
 
 def utc_iso(moment: dt.datetime) -> str:
@@ -192,24 +213,27 @@ def _model(value: Any, optional: bool = False) -> dict[str, str] | None:
 def _same_source(body: dict, venue: str, camera: str) -> None:
     if body.get("venue") != venue or body.get("camera") != camera:
         raise MessageError(f"payload venue/camera {body.get('venue')!r}/{body.get('camera')!r} "
-                           f"do not match the topic's {venue}/{camera}")
+                           f"do not match the topic's {venue}/{camera}", "source")
 
 
 def parse(topic: str, payload: bytes) -> Window | Status | Health:
     """Validate one MQTT message; the object it describes, or MessageError naming what is wrong."""
-    venue, camera, kind = parse_topic(topic)
+    try:
+        venue, camera, kind = parse_topic(topic)
+    except MessageError as error:
+        raise MessageError(str(error), "topic") from None
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", "size")
     try:
         body = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise MessageError(f"payload is not JSON: {error}") from error
+        raise MessageError(f"payload is not JSON: {error}", "json") from error
     if not isinstance(body, dict):
-        raise MessageError("payload is not a JSON object")
+        raise MessageError("payload is not a JSON object", "json")
     if body.get("v") != VERSION:
-        raise MessageError(f"unsupported payload version {body.get('v')!r}; this build reads v{VERSION}")
+        raise MessageError(f"unsupported payload version {body.get('v')!r}; this build reads v{VERSION}", "version")
     if body.get("type") != kind:
-        raise MessageError(f"payload type {body.get('type')!r} does not match topic kind {kind!r}")
+        raise MessageError(f"payload type {body.get('type')!r} does not match topic kind {kind!r}", "source")
     _same_source(body, venue, camera)
     if kind == "counts":
         return _parse_window(body, venue, camera)

@@ -62,3 +62,78 @@ def converted(tiny_model, tiny_data, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("tiny-convert") / "out"
     report = convert(tiny_model, tiny_data, out, calibration=70, max_drop=100.0, progress=False)
     return {"out": out, "report": report, "stem": tiny_model.stem}
+
+
+class LiveAggregator:
+    """A real aggregator (SQLite file, HTTP on a free port) behind a real Mosquitto, and a camera-side
+    MQTT client that publishes real windows and statuses through that broker."""
+
+    def __init__(self, folder: Path, **settings):
+        import paho.mqtt.client as mqtt
+        from mqtt_helpers import start_plain_broker
+
+        from emo7ion.aggregator.config import load
+        from emo7ion.aggregator.service import Aggregator
+
+        self.broker = start_plain_broker(folder / "broker")
+        config = load(None, {"broker": f"mqtt://127.0.0.1:{self.broker.port}", "db": str(folder / "agg.sqlite"),
+                             "port": 0, "offline_after_s": 3600, **settings}, environ={})
+        self.service = Aggregator(config).start()
+        self.url = self.service.url
+        self.seq: dict[tuple[str, str], int] = {}
+        self.camera = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="live-cameras", protocol=mqtt.MQTTv5)
+        self.camera.connect("127.0.0.1", self.broker.port)
+        self.camera.loop_start()
+
+    def publish_window(self, venue: str, camera: str, counts: dict, zone: str | None = None,
+                       end: float | None = None, length_s: float = 10.0) -> int:
+        import datetime as dt
+        import time
+
+        from emo7ion.core import emotions, messages
+
+        full = {label: int(counts.get(label, 0)) for label in emotions.LABELS}
+        seq = self.seq.get((venue, camera), 0)
+        self.seq[(venue, camera)] = seq + 1
+        end = time.time() if end is None else end
+        window = messages.Window(
+            venue=venue, camera=camera, zone=zone, seq=seq, start=dt.datetime.fromtimestamp(end - length_s, dt.UTC),
+            end=dt.datetime.fromtimestamp(end, dt.UTC), frames=20, faces=sum(full.values()), counts=full,
+            mean_confidence=0.8, model={"sha256": "0" * 64, "version": "test"})
+        info = self.camera.publish(messages.camera_topic(venue, camera, "counts"), messages.window_payload(window),
+                                   qos=1)
+        info.wait_for_publish(5)
+        return seq
+
+    def publish_status(self, venue: str, camera: str, state: str, zone: str | None = None) -> None:
+        import datetime as dt
+
+        from emo7ion.core import messages
+
+        status = messages.Status(venue=venue, camera=camera, zone=zone, state=state, ts=dt.datetime.now(dt.UTC),
+                                 agent="emo7ion-edge test", model={"sha256": "0" * 64, "version": "test"})
+        self.camera.publish(messages.camera_topic(venue, camera, "status"), messages.status_payload(status), qos=1,
+                            retain=True).wait_for_publish(5)
+
+    def wait_stored(self, n: int, timeout: float = 15.0) -> bool:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.service.ingest.stats.stored >= n:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self.camera.disconnect()
+        self.camera.loop_stop()
+        self.service.stop()
+        self.broker.stop()
+
+
+@pytest.fixture
+def live_aggregator(tmp_path):
+    live = LiveAggregator(tmp_path)
+    yield live
+    live.close()

@@ -1,0 +1,163 @@
+"""The HTTP side: JSON API, Server-Sent Events for the live dashboard, health, Prometheus metrics.
+
+``create_app`` receives its dependencies (store, config, change feed, ingest statistics), so tests
+build it around a real store. Every bad query is a clear 4xx: ranges are bounded, ids are validated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from importlib import resources
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from emo7ion import __version__
+from emo7ion.aggregator import cameras, mood
+from emo7ion.aggregator.changes import Changes
+from emo7ion.aggregator.config import AggregatorConfig
+from emo7ion.aggregator.metrics import render_metrics
+from emo7ion.aggregator.store import Store
+from emo7ion.core import messages
+
+MAX_MINUTES = 7 * 24 * 60
+MAX_POINTS = 5000
+
+
+def _venue_id(venue: str) -> str:
+    try:
+        return messages.check_id(venue, "venue")
+    except messages.MessageError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+
+
+def _zone_id(zone: str | None) -> str | None:
+    if zone in (None, ""):
+        return None
+    try:
+        return messages.check_id(zone, "zone")
+    except messages.MessageError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+
+
+def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_stats=None) -> FastAPI:
+    app = FastAPI(title="Emo7ion aggregator", version=__version__,
+                  description="Venue mood from anonymous per-window emotion counts. No images, ever.")
+
+    def authorise(request: Request) -> None:
+        if not config.token:
+            return
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
+        if not secrets.compare_digest(given.encode(), config.token.encode()):
+            raise HTTPException(status_code=401, detail="a valid bearer token is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    guarded = [Depends(authorise)]
+
+    def camera_rows(venue: str | None = None) -> list[dict]:
+        return cameras.camera_list(store, config.offline_after_s, venue)
+
+    def venue_known(venue: str) -> None:
+        if not any(row["venue"] == venue for row in store.venues()):
+            raise HTTPException(status_code=404, detail=f"no venue {venue!r} has reported yet")
+
+    def mood_of(venue: str, zone: str | None, minutes: float | None = None) -> dict:
+        window = minutes * 60 if minutes else config.mood_window_s
+        online = cameras.online_count(camera_rows(venue), zone)
+        return mood.venue_mood(store, venue, window, online, zone)
+
+    @app.get("/api/venues", dependencies=guarded)
+    def list_venues() -> list[dict]:
+        rows = camera_rows()
+        result = []
+        for venue in store.venues():
+            result.append({"venue": venue["venue"], "zones": venue["zones"], "cameras": venue["cameras"],
+                           "cameras_online": cameras.online_count([r for r in rows if r["venue"] == venue["venue"]]),
+                           "last_window_end": cameras._iso(venue["last_window_end"])})
+        return result
+
+    @app.get("/api/venues/{venue}/mood", dependencies=guarded)
+    def venue_mood(venue: str, zone: str | None = None,
+                   minutes: Annotated[float | None, Query(gt=0, le=MAX_MINUTES)] = None) -> dict:
+        venue = _venue_id(venue)
+        venue_known(venue)
+        return mood_of(venue, _zone_id(zone), minutes)
+
+    @app.get("/api/venues/{venue}/timeseries", dependencies=guarded)
+    def venue_timeseries(venue: str, zone: str | None = None,
+                         minutes: Annotated[float, Query(gt=0, le=MAX_MINUTES)] = 60,
+                         step: Annotated[float, Query(ge=1, le=86400)] = 60) -> dict:
+        venue = _venue_id(venue)
+        if minutes * 60 / step > MAX_POINTS:
+            raise HTTPException(status_code=422, detail=f"minutes/step asks for more than {MAX_POINTS} points")
+        venue_known(venue)
+        return mood.timeseries(store, venue, minutes, step, _zone_id(zone))
+
+    @app.get("/api/cameras", dependencies=guarded)
+    def list_cameras(venue: str | None = None) -> list[dict]:
+        return camera_rows(_venue_id(venue) if venue else None)
+
+    @app.get("/api/stream", dependencies=guarded)
+    async def stream(request: Request, venue: str) -> StreamingResponse:
+        venue = _venue_id(venue)
+
+        async def events():
+            last_version, last_mood, last_cameras, idle = None, None, None, 0.0
+            while not await request.is_disconnected():
+                version = changes.version(venue)
+                if version != last_version:
+                    last_version = version
+                    current = await asyncio.to_thread(mood_of, venue, None)
+                    comparable = {k: v for k, v in current.items() if k != "ts"}
+                    if comparable != last_mood:
+                        last_mood = comparable
+                        yield f"event: mood\ndata: {json.dumps(current)}\n\n"
+                    rows = await asyncio.to_thread(camera_rows, venue)
+                    if rows != last_cameras:
+                        last_cameras = rows
+                        yield f"event: cameras\ndata: {json.dumps(rows)}\n\n"
+                    idle = 0.0
+                await asyncio.sleep(1.0)
+                idle += 1.0
+                if idle >= 15:
+                    idle = 0.0
+                    last_version = None  # also refreshes camera staleness and the sliding window
+                    yield ": ping\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        try:
+            store.venues()
+            database = "ok"
+        except Exception as error:  # report, don't raise: this is the health check
+            database = f"error: {error}"
+        connected = bool(ingest_stats.connected) if ingest_stats is not None else None
+        healthy = database == "ok" and connected is not False
+        if not healthy:
+            raise HTTPException(status_code=503, detail={"database": database, "broker_connected": connected})
+        return {"status": "ok", "database": database, "broker_connected": connected, "version": __version__}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> str:
+        return render_metrics(ingest_stats, camera_rows())
+
+    dashboard = resources.files("emo7ion.aggregator") / "dashboard"
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        page = dashboard / "index.html"
+        if not page.is_file():
+            return "<h1>Emo7ion aggregator</h1><p>The dashboard files are not installed; see /docs.</p>"
+        return page.read_text()
+
+    if dashboard.is_dir():
+        app.mount("/static", StaticFiles(directory=str(dashboard)), name="static")
+    return app

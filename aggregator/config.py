@@ -1,0 +1,68 @@
+"""The aggregator's one typed configuration: defaults < TOML file < EMO7ION_AGG__* environment < flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from emo7ion.core import messages
+from emo7ion.core.settings import ConfigError, apply_settings, read_toml, settings_from_environment
+
+ENV_PREFIX = "EMO7ION_AGG__"
+
+
+@dataclass
+class AggregatorConfig:
+    broker: str = field(default="mqtt://127.0.0.1:1883", metadata={"help": "mqtt://host:port or mqtts://host:port"})
+    username: str = field(default="", metadata={"help": "MQTT user (emo7ion broker add-aggregator)"})
+    password: str = field(default="", metadata={"help": "MQTT password"})
+    ca_file: str = field(default="", metadata={"help": "CA certificate for mqtts://"})
+    client_id: str = field(default="emo7ion-aggregator", metadata={"help": "MQTT client id: the persistent session"})
+    shared_group: str = field(default="", metadata={"help": "join $share/GROUP/... to split the stream"})
+    session_expiry_s: int = field(default=7 * 86400, metadata={"help": "how long the broker queues for us"})
+    db: str = field(default="emo7ion.sqlite", metadata={"help": "SQLite file or postgresql:// URL"})
+    retention_days: float = field(default=30.0, metadata={"help": "windows older than this are deleted"})
+    mood_window_s: float = field(default=300.0, metadata={"help": "sliding window of the venue mood"})
+    offline_after_s: float = field(default=120.0, metadata={"help": "no message for this long = camera offline"})
+    host: str = field(default="127.0.0.1", metadata={"help": "HTTP bind address"})
+    port: int = field(default=8080, metadata={"help": "HTTP port (0: pick a free one)"})
+    token: str = field(default="", metadata={"help": "bearer token the API requires (empty: none)"})
+    batch_size: int = field(default=500, metadata={"help": "windows per database transaction at most"})
+    batch_wait_s: float = field(default=0.2, metadata={"help": "longest wait to fill a batch"})
+    queue_size: int = field(default=10_000, metadata={"help": "received, not yet stored (back-pressure beyond)"})
+
+    @property
+    def subscription(self) -> str:
+        return f"$share/{self.shared_group}/{messages.SUBSCRIPTION}" if self.shared_group else messages.SUBSCRIPTION
+
+    def validate(self) -> AggregatorConfig:
+        parsed = urlparse(self.broker)
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise ConfigError(f"broker={self.broker!r} must look like mqtt://host:1883 or mqtts://host:8883")
+        if self.shared_group:
+            try:
+                messages.check_id(self.shared_group, "shared_group")
+            except messages.MessageError as error:
+                raise ConfigError(str(error)) from error
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise ConfigError(f"ca_file {self.ca_file!r} does not exist")
+        if not (self.db.startswith("postgresql://") or self.db.startswith("postgres://") or "://" not in self.db):
+            raise ConfigError(f"db={self.db!r} must be a SQLite file path or a postgresql:// URL")
+        for key in ("retention_days", "mood_window_s", "offline_after_s", "batch_size", "batch_wait_s", "queue_size",
+                    "session_expiry_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port={self.port} is not a TCP port")
+        return self
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None,
+         environ: dict[str, str] | None = None) -> AggregatorConfig:
+    config = AggregatorConfig()
+    if path:
+        apply_settings(config, read_toml(path), source=str(path))
+    apply_settings(config, settings_from_environment(ENV_PREFIX, environ))
+    apply_settings(config, {k: v for k, v in (overrides or {}).items() if v is not None})
+    return config.validate()

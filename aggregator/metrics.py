@@ -1,0 +1,29 @@
+"""Prometheus text exposition of the aggregator's counters, written by hand (no client library)."""
+
+from __future__ import annotations
+
+
+def render_metrics(stats, camera_rows: list[dict]) -> str:
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            lines.append(f"{name}{labels} {value}")
+
+    if stats is not None:
+        metric("emo7ion_messages_received_total", "counter", "MQTT messages received", [("", stats.received)])
+        metric("emo7ion_windows_stored_total", "counter", "windows stored", [("", stats.stored)])
+        metric("emo7ion_windows_duplicate_total", "counter", "redelivered windows stored once",
+               [("", stats.duplicates)])
+        metric("emo7ion_messages_rejected_total", "counter", "messages rejected by validation",
+               [(f'{{reason="{reason}"}}', count) for reason, count in sorted(stats.rejected.items())] or [("", 0)])
+        metric("emo7ion_store_errors_total", "counter", "failed store transactions (retried)",
+               [("", stats.store_errors)])
+        metric("emo7ion_broker_connected", "gauge", "1 while connected to the broker", [("", int(stats.connected))])
+    states: dict[str, int] = {"online": 0, "offline": 0, "unknown": 0}
+    for row in camera_rows:
+        states[row["state"]] = states.get(row["state"], 0) + 1
+    metric("emo7ion_cameras", "gauge", "cameras by state", [(f'{{state="{s}"}}', n) for s, n in sorted(states.items())])
+    return "\n".join(lines) + "\n"

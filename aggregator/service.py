@@ -1,0 +1,132 @@
+"""The aggregator process: store, MQTT ingestion, mood publisher, retention, and the HTTP server.
+
+Each part runs in its own thread and all share one stop event; ``stop`` takes at most a tick or two.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+
+from emo7ion.aggregator import cameras, mood
+from emo7ion.aggregator.api import create_app
+from emo7ion.aggregator.changes import Changes
+from emo7ion.aggregator.config import AggregatorConfig
+from emo7ion.aggregator.ingest import Ingest
+from emo7ion.aggregator.store import Store
+from emo7ion.core import messages
+
+log = logging.getLogger(__name__)
+
+MOOD_TICK_S = 2.0
+MOOD_REFRESH_S = 30.0   # republish even without new data: the sliding window moves on
+RETENTION_TICK_S = 3600.0
+
+
+class MoodPublisher:
+    """Publishes each venue's (and zone's) mood, retained, when it changed."""
+
+    def __init__(self, store: Store, config: AggregatorConfig, changes: Changes, ingest: Ingest,
+                 stop: threading.Event):
+        self.store, self.config, self.changes, self.ingest, self.stop = store, config, changes, ingest, stop
+        self._seen: dict[str, int] = {}
+        self._published: dict[str, str] = {}
+        self._last_refresh = 0.0
+        self.thread = threading.Thread(target=self._run, name="mood-publisher", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(MOOD_TICK_S):
+            try:
+                self.tick()
+            except Exception:  # a failed tick must not end the thread; the next one retries
+                log.exception("mood update failed")
+
+    def tick(self) -> None:
+        versions = self.changes.snapshot()
+        refresh = time.monotonic() - self._last_refresh > MOOD_REFRESH_S
+        if refresh:
+            self._last_refresh = time.monotonic()
+        for venue_row in self.store.venues():
+            venue = venue_row["venue"]
+            if not refresh and versions.get(venue, 0) == self._seen.get(venue):
+                continue
+            self._seen[venue] = versions.get(venue, 0)
+            rows = cameras.camera_list(self.store, self.config.offline_after_s, venue)
+            for zone in [None, *venue_row["zones"]]:
+                document = mood.venue_mood(self.store, venue, self.config.mood_window_s,
+                                           cameras.online_count(rows, zone), zone)
+                topic = messages.mood_topic(venue, zone)
+                body = json.dumps({"v": messages.VERSION, "type": "mood", **document}, separators=(",", ":"))
+                comparable = json.dumps({k: v for k, v in document.items() if k != "ts"}, sort_keys=True)
+                if self._published.get(topic) != comparable and self.ingest.stats.connected:
+                    self.ingest.client.publish(topic, body, qos=1, retain=True)
+                    self._published[topic] = comparable
+
+
+class Aggregator:
+    def __init__(self, config: AggregatorConfig):
+        self.config = config
+        self.stop_event = threading.Event()
+        self.store = Store(config.db)
+        self.changes = Changes()
+        self.ingest = Ingest(config, self.store, self.changes)
+        self.moods = MoodPublisher(self.store, config, self.changes, self.ingest, self.stop_event)
+        self.app = create_app(self.store, config, self.changes, self.ingest.stats)
+        self._retention = threading.Thread(target=self._prune_loop, name="retention", daemon=True)
+        self._server = None
+        self._http_thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def start(self) -> Aggregator:
+        import uvicorn
+
+        self.ingest.start()
+        self.moods.thread.start()
+        self._retention.start()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.host, self.config.port))
+        self.port = sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
+                                                     timeout_graceful_shutdown=2))
+        self._http_thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="http",
+                                             daemon=True)
+        self._http_thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        log.info("aggregator serving %s (dashboard at /, API docs at /docs), db %s", self.url, self.config.db)
+        return self
+
+    def _prune_loop(self) -> None:
+        while True:
+            removed = self.store.prune(time.time() - self.config.retention_days * 86400)
+            if removed:
+                log.info("retention: removed %d window(s) older than %.0f days", removed, self.config.retention_days)
+            if self.stop_event.wait(RETENTION_TICK_S):
+                return
+
+    def run_forever(self, duration: float | None = None) -> None:
+        self.start()
+        try:
+            self.stop_event.wait(duration)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._http_thread is not None:
+            self._http_thread.join(timeout=5)
+        self.ingest.stop()
+        self.store.close()
+        log.info("aggregator stopped: %d stored, %d duplicates, %s rejected", self.ingest.stats.stored,
+                 self.ingest.stats.duplicates, dict(self.ingest.stats.rejected) or 0)

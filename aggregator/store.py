@@ -1,0 +1,220 @@
+"""Where windows and camera states live: SQLite by default (WAL, batched transactions, retention),
+PostgreSQL (psycopg 3) for a central server shared by several aggregators.
+
+A window is identified by (venue, camera, seq, start): a QoS 1 redelivery is stored once, while a
+device whose outbox was reset (seq from 0 again) is still recorded. The same SQL serves both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from emo7ion.core import emotions, messages
+
+log = logging.getLogger(__name__)
+
+LABEL_COLUMNS = ", ".join(emotions.LABELS)
+
+SCHEMA = [
+    f"""CREATE TABLE IF NOT EXISTS windows (
+        venue TEXT NOT NULL, camera TEXT NOT NULL, seq BIGINT NOT NULL, start_ts DOUBLE PRECISION NOT NULL,
+        end_ts DOUBLE PRECISION NOT NULL, zone TEXT, frames INTEGER NOT NULL, faces INTEGER NOT NULL,
+        withheld INTEGER NOT NULL, {", ".join(f"{label} INTEGER" for label in emotions.LABELS)},
+        mean_confidence DOUBLE PRECISION, model_sha256 TEXT NOT NULL, model_version TEXT,
+        received_ts DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (venue, camera, seq, start_ts))""",
+    "CREATE INDEX IF NOT EXISTS windows_by_venue_time ON windows (venue, end_ts)",
+    """CREATE TABLE IF NOT EXISTS cameras (
+        venue TEXT NOT NULL, camera TEXT NOT NULL, zone TEXT, state TEXT NOT NULL, last_seen DOUBLE PRECISION,
+        state_ts DOUBLE PRECISION, agent TEXT, model TEXT, health TEXT, PRIMARY KEY (venue, camera))""",
+]
+
+INSERT_WINDOW = (f"INSERT INTO windows (venue, camera, seq, start_ts, end_ts, zone, frames, faces, withheld, "
+                 f"{LABEL_COLUMNS}, mean_confidence, model_sha256, model_version, received_ts) VALUES "
+                 f"({', '.join(['?'] * (13 + len(emotions.LABELS)))}) ON CONFLICT DO NOTHING")
+
+UPSERT_SEEN = ("INSERT INTO cameras (venue, camera, zone, state, last_seen) VALUES (?, ?, ?, 'online', ?) "
+               "ON CONFLICT (venue, camera) DO UPDATE SET last_seen = "
+               "CASE WHEN cameras.last_seen IS NULL OR excluded.last_seen > cameras.last_seen "
+               "THEN excluded.last_seen ELSE cameras.last_seen END, zone = COALESCE(excluded.zone, cameras.zone)")
+
+
+@dataclass(frozen=True)
+class Totals:
+    faces: int
+    counts: dict[str, int]
+    windows: int
+    withheld: int
+    cameras: int
+
+
+class Store:
+    """Thread-safe facade; one connection, used under a lock (SQLite) or per call (PostgreSQL)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        self._lock = threading.RLock()
+        self._db = self._connect()
+        with self._lock:
+            for statement in SCHEMA:
+                self._execute(statement)
+            self._commit()
+
+    # -- engine differences, kept here
+
+    def _connect(self):
+        if self.postgres:
+            try:
+                import psycopg
+            except ImportError as error:
+                raise RuntimeError("PostgreSQL needs psycopg 3: pip install 'psycopg[binary]'") from error
+            return psycopg.connect(self.url, autocommit=False)
+        db = sqlite3.connect(self.url, check_same_thread=False, timeout=30.0)
+        db.create_function("floor", 1, math.floor, deterministic=True)  # not every SQLite build has it
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+        return db
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.postgres else statement
+
+    def _execute(self, statement: str, params: Sequence = ()):
+        return self._db.execute(self._sql(statement), params)
+
+    def _commit(self) -> None:
+        self._db.commit()
+
+    def _rollback(self) -> None:
+        self._db.rollback()
+
+    # -- writing
+
+    def add_windows(self, windows: Sequence[messages.Window], received: float | None = None) -> int:
+        """Store a batch in one transaction; the number newly stored (duplicates are skipped)."""
+        if not windows:
+            return 0
+        received = time.time() if received is None else received
+        rows = [(w.venue, w.camera, w.seq, w.start.timestamp(), w.end.timestamp(), w.zone, w.frames, w.faces,
+                 int(w.withheld), *[None if w.counts is None else w.counts[label] for label in emotions.LABELS],
+                 w.mean_confidence, w.model.get("sha256", ""), w.model.get("version"), received) for w in windows]
+        seen = {}
+        for w in windows:
+            key = (w.venue, w.camera)
+            seen[key] = (w.zone, max(seen.get(key, (None, 0.0))[1], w.end.timestamp()))
+        with self._lock:
+            try:
+                stored = sum(max(self._execute(INSERT_WINDOW, row).rowcount, 0) for row in rows)
+                for (venue, camera), (zone, last) in seen.items():
+                    self._execute(UPSERT_SEEN, (venue, camera, zone, last))
+                self._commit()
+            except Exception:
+                self._rollback()
+                raise
+        return stored
+
+    def set_status(self, status: messages.Status) -> None:
+        with self._lock:
+            self._execute(
+                "INSERT INTO cameras (venue, camera, zone, state, last_seen, state_ts, agent, model) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (venue, camera) DO UPDATE SET "
+                "state = excluded.state, state_ts = excluded.state_ts, "
+                "agent = COALESCE(excluded.agent, cameras.agent), "
+                "model = COALESCE(excluded.model, cameras.model), zone = COALESCE(excluded.zone, cameras.zone), "
+                "last_seen = CASE WHEN cameras.last_seen IS NULL OR excluded.last_seen > cameras.last_seen "
+                "THEN excluded.last_seen ELSE cameras.last_seen END "
+                "WHERE cameras.state_ts IS NULL OR excluded.state_ts >= cameras.state_ts",
+                (status.venue, status.camera, status.zone, status.state, status.ts.timestamp(), status.ts.timestamp(),
+                 status.agent, json.dumps(status.model) if status.model else None))
+            self._commit()
+
+    def set_health(self, health: messages.Health) -> None:
+        body = {k: getattr(health, k) for k in ("fps", "inference_ms", "skipped_frames", "outbox_depth",
+                                                 "outbox_dropped", "uptime_s", "source_ok")}
+        with self._lock:
+            self._execute(
+                "INSERT INTO cameras (venue, camera, state, last_seen, health) VALUES (?, ?, 'online', ?, ?) "
+                "ON CONFLICT (venue, camera) DO UPDATE SET health = excluded.health, last_seen = "
+                "CASE WHEN cameras.last_seen IS NULL OR excluded.last_seen > cameras.last_seen "
+                "THEN excluded.last_seen ELSE cameras.last_seen END",
+                (health.venue, health.camera, health.ts.timestamp(), json.dumps(body)))
+            self._commit()
+
+    def prune(self, older_than: float) -> int:
+        with self._lock:
+            removed = self._execute("DELETE FROM windows WHERE end_ts < ?", (older_than,)).rowcount
+            self._commit()
+        return removed
+
+    # -- reading
+
+    def venues(self) -> list[dict]:
+        with self._lock:
+            rows = self._execute(
+                "SELECT venue, COUNT(*), MAX(last_seen) FROM cameras GROUP BY venue ORDER BY venue").fetchall()
+            zones = self._execute("SELECT DISTINCT venue, zone FROM cameras WHERE zone IS NOT NULL "
+                                  "ORDER BY venue, zone").fetchall()
+            ends = dict(self._execute("SELECT venue, MAX(end_ts) FROM windows GROUP BY venue").fetchall())
+        return [{"venue": venue, "cameras": count, "last_seen": last,
+                 "zones": [z for v, z in zones if v == venue], "last_window_end": ends.get(venue)}
+                for venue, count, last in rows]
+
+    def cameras(self, venue: str | None = None) -> list[dict]:
+        query = "SELECT venue, camera, zone, state, last_seen, agent, model, health FROM cameras"
+        params: tuple = ()
+        if venue:
+            query += " WHERE venue = ?"
+            params = (venue,)
+        with self._lock:
+            rows = self._execute(query + " ORDER BY venue, camera", params).fetchall()
+        return [{"venue": v, "camera": c, "zone": z, "state": s, "last_seen": seen, "agent": agent,
+                 "model": json.loads(model) if model else None, "health": json.loads(health) if health else None}
+                for v, c, z, s, seen, agent, model, health in rows]
+
+    def totals(self, venue: str, since: float, until: float, zone: str | None = None) -> Totals:
+        """Faces and counts of the windows of ``venue`` (and zone) that ended in (since, until]."""
+        where, params = self._where(venue, since, until, zone)
+        sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
+        with self._lock:
+            row = self._execute(f"SELECT {sums}, COUNT(*), COALESCE(SUM(withheld), 0), COUNT(DISTINCT camera) "
+                                f"FROM windows WHERE {where}", params).fetchone()
+        counts = {label: int(v) for label, v in zip(emotions.LABELS, row[:7])}
+        return Totals(faces=sum(counts.values()), counts=counts, windows=int(row[7]), withheld=int(row[8]),
+                      cameras=int(row[9]))
+
+    def series(self, venue: str, since: float, until: float, step: float, zone: str | None = None) -> list[dict]:
+        """Counts summed per ``step``-second bucket of window end time."""
+        where, params = self._where(venue, since, until, zone)
+        sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
+        bucket = "FLOOR(end_ts / ?) * ?"
+        with self._lock:
+            rows = self._execute(f"SELECT {bucket} AS bucket, {sums} FROM windows WHERE {where} "
+                                 f"GROUP BY bucket ORDER BY bucket", (step, step, *params)).fetchall()
+        return [{"t": float(row[0]), "counts": {label: int(v) for label, v in zip(emotions.LABELS, row[1:])}}
+                for row in rows]
+
+    @staticmethod
+    def _where(venue: str, since: float, until: float, zone: str | None) -> tuple[str, tuple]:
+        where = "venue = ? AND end_ts > ? AND end_ts <= ?"
+        params: tuple = (venue, since, until)
+        if zone:
+            where += " AND zone = ?"
+            params += (zone,)
+        return where, params
+
+    def window_keys(self) -> list[tuple[str, str, int]]:
+        """Every stored (venue, camera, seq): for tests and audits."""
+        with self._lock:
+            return [tuple(r) for r in self._execute("SELECT venue, camera, seq FROM windows "
+                                                    "ORDER BY venue, camera, seq").fetchall()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

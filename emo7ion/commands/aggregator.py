@@ -1,0 +1,59 @@
+"""``emo7ion aggregator``: the central service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+FLAGS = (
+    ("--broker", "broker", "mqtt://host:1883 or mqtts://host:8883"),
+    ("--username", "username", "MQTT user (emo7ion broker add-aggregator)"),
+    ("--password", "password", "MQTT password (prefer EMO7ION_AGG__PASSWORD)"),
+    ("--ca-file", "ca_file", "CA certificate for mqtts://"),
+    ("--client-id", "client_id", "MQTT client id: names the persistent session"),
+    ("--shared-group", "shared_group", "join the shared subscription $share/GROUP/... with other aggregators"),
+    ("--db", "db", "SQLite file (default emo7ion.sqlite) or postgresql://user:pass@host/db"),
+    ("--host", "host", "HTTP bind address (default 127.0.0.1)"),
+    ("--port", "port", "HTTP port (default 8080)"),
+    ("--token", "token", "require this bearer token on the API (prefer EMO7ION_AGG__TOKEN)"),
+    ("--mood-window", "mood_window_s", "seconds of the venue mood's sliding window (default 300)"),
+    ("--retention-days", "retention_days", "days of windows to keep (default 30)"),
+)
+
+
+def register(commands) -> None:
+    group = commands.add_parser("aggregator", help="the central service: ingest, store, mood, dashboard, API",
+                                description="The central aggregator.")
+    sub = group.add_subparsers(dest="aggregator_command", metavar="AGGREGATOR_COMMAND", required=True)
+    run = sub.add_parser(
+        "run", help="subscribe to every camera, store windows, serve the dashboard and API",
+        description="Subscribe (MQTT 5, persistent session, optional shared subscription) to every camera's "
+                    "counts, status and health; store windows in SQLite or PostgreSQL; publish venue mood "
+                    "(retained) and serve the live dashboard at / and the HTTP API (OpenAPI docs at /docs).",
+        epilog="Settings: defaults < --config TOML < EMO7ION_AGG__KEY environment variables < flags.")
+    run.add_argument("--config", help="aggregator.toml")
+    for flag, key, text in FLAGS:
+        run.add_argument(flag, dest="set_" + key, metavar=key.upper(), help=text)
+    run.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    run.set_defaults(handler=run_aggregator)
+
+
+def run_aggregator(args: argparse.Namespace) -> int:
+    from emo7ion.aggregator.config import load
+    from emo7ion.aggregator.service import Aggregator
+
+    overrides = {name[4:]: value for name, value in vars(args).items() if name.startswith("set_") and value}
+    service = Aggregator(load(args.config, overrides))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    service.start()
+    print(f"dashboard: {service.url}/   API docs: {service.url}/docs", flush=True)
+    try:
+        stop.wait(args.duration)
+    finally:
+        logging.getLogger(__name__).info("stopping")
+        service.stop()
+    return 0
