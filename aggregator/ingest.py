@@ -81,9 +81,9 @@ class Ingest:
         self.client.loop_start()
 
     def stop(self) -> None:
+        self._stop.set()  # first: the writer drains what it holds, and the disconnect is not a "lost" one
         self.client.disconnect()
         self.client.loop_stop()
-        self._stop.set()
         self._writer.join(timeout=10)
 
     # -- network thread

@@ -19,6 +19,7 @@ from emo7ion.edge.config import EdgeConfig
 from emo7ion.edge.detect import registry
 from emo7ion.edge.outbox import Outbox
 from emo7ion.edge.publish import Publisher
+from emo7ion.edge.sources.base import FrameSource
 from emo7ion.edge.sources.capture import Capture, make_source
 from emo7ion.edge.window import WindowCounter
 
@@ -44,7 +45,8 @@ class Stats:
 
 
 class Agent:
-    def __init__(self, config: EdgeConfig, stop: threading.Event | None = None):
+    def __init__(self, config: EdgeConfig, stop: threading.Event | None = None, source: FrameSource | None = None):
+        """``source`` replaces the configured one (the demo's simulated crowds)."""
         self.config = config
         self.stop = stop or threading.Event()
         self.classifier = EmotionClassifier(config.model, num_threads=config.threads)
@@ -52,7 +54,7 @@ class Agent:
         self.outbox = Outbox(config.outbox.path, config.outbox.max_windows, config.outbox.max_age_s)
         model = {"sha256": self.classifier.model_id["sha256"], "version": self.classifier.model_id["version"]}
         self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone)
-        self.capture = Capture(make_source(config.source), config.source, self.stop)
+        self.capture = Capture(source or make_source(config.source), config.source, self.stop)
         self.window = WindowCounter(config.venue, config.camera, config.window_s, config.min_faces, model,
                                     config.zone, now=time.time())
         self.topic = messages.camera_topic(config.venue, config.camera, "counts")

@@ -13,10 +13,12 @@ from emo7ion import __version__
 from emo7ion.commands import aggregator as aggregator_commands
 from emo7ion.commands import broker as broker_commands
 from emo7ion.commands import converter as converter_commands
+from emo7ion.commands import demo as demo_commands
 from emo7ion.commands import edge as edge_commands
 from emo7ion.commands import training as training_commands
 
-AREAS = (training_commands, converter_commands, edge_commands, broker_commands, aggregator_commands)
+AREAS = (training_commands, converter_commands, edge_commands, broker_commands, aggregator_commands,
+         demo_commands)
 
 
 class UserError(Exception):

@@ -18,6 +18,7 @@
   const REFRESH_MS = 30000;              // slide the chart and re-check venues even when nothing happens
   const VENUE_RETRY_MS = 5000;           // while there are no venues yet
   const TREND_FLAT = 0.01;
+  const STALE_MS = 60000;                // "updated ..." turns amber when nothing arrived for this long
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const state = {
@@ -87,6 +88,7 @@
       let detail = response.statusText;
       try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
       if (response.status === 401) {
+        if (!state.mood) renderMood(null, false, 'Access token needed');
         showBanner(state.token
           ? `The access token was refused (${detail}). Check the token in the page address (#token=…).`
           : `This dashboard needs an access token: open it as ${location.origin}/#token=YOUR_TOKEN`);
@@ -146,6 +148,11 @@
     return new Date(ms).toLocaleDateString();
   }
 
+  function periodText(minutes) {
+    if (minutes === 60) return 'hour';
+    return minutes % 60 === 0 ? `${minutes / 60} hours` : `${minutes} min`;
+  }
+
   function windowText(seconds) {
     if (!seconds) return '';
     return seconds % 60 === 0 ? `last ${seconds / 60} min` : `last ${seconds} s`;
@@ -160,7 +167,8 @@
       venues = await api('/api/venues');
     } catch (error) {
       report(error);
-      state.venueTimer = setTimeout(loadVenues, VENUE_RETRY_MS);
+      if (!state.venues.length && !state.venue) $('venue').replaceChildren(new Option('unavailable', ''));
+      state.venueTimer = setTimeout(loadVenues, error instanceof HttpError && error.status === 401 ? REFRESH_MS : VENUE_RETRY_MS);
       return;
     }
     state.venues = Array.isArray(venues) ? venues : [];
@@ -186,8 +194,9 @@
     }
     for (const name of names) {
       const info = state.venues.find((v) => v.venue === name);
-      const label = info ? `${name}  (${info.cameras_online}/${info.cameras} cameras)` : name;
-      select.append(new Option(label, name, false, name === state.venue));
+      const option = new Option(name, name, false, name === state.venue);
+      if (info) option.title = `${info.cameras_online} of ${info.cameras} cameras online`;
+      select.append(option);
     }
     select.value = state.venue || names[0];
   }
@@ -254,7 +263,8 @@
   }
 
   function stepFor(minutes) {
-    return Math.max(10, Math.round(minutes));   // about 60 buckets whatever the range
+    // About 60 buckets for an hour or more; never under 30 s, so each bucket holds a few 10 s camera windows.
+    return Math.max(30, Math.round(minutes));
   }
 
   async function loadSeries() {
@@ -381,10 +391,12 @@
       const seconds = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
       age = `retry in ${seconds} s`;
     }
+    const stale = Boolean(state.lastUpdate) && Date.now() - state.lastUpdate > STALE_MS;
     if (state.lastUpdate) {
-      const last = `updated ${clock(state.lastUpdate)} (${ago(state.lastUpdate)})`;
+      const last = `updated ${clock(state.lastUpdate)}` + (stale ? ` (${ago(state.lastUpdate)})` : '');
       age = age ? `${age} · ${last}` : last;
     }
+    $('live').dataset.stale = String(stale);
     $('live-age').textContent = age;
   }
 
@@ -555,11 +567,11 @@
       if (health) {
         const fps = typeof health.fps === 'number' ? health.fps.toFixed(1) : '—';
         const ms = typeof health.inference_ms === 'number' ? Math.round(health.inference_ms) + ' ms' : '—';
-        card.append(cameraLine('fps · inference', `${fps} · ${ms}`));
+        card.append(cameraLine('Speed', `${fps} fps · ${ms}`));
         if (health.source_ok === false) card.append(cameraLine('Video source', 'failing', true));
         if (health.outbox_depth > 0) card.append(cameraLine('Waiting to send', `${health.outbox_depth} windows`, true));
       } else {
-        card.append(cameraLine('fps · inference', 'no health report'));
+        card.append(cameraLine('Speed', 'no report'));
       }
       list.append(card);
     }
@@ -724,9 +736,50 @@
       }
     }
 
+    drawSpark(start, end);
     root.dataset.points = String(visible.length);
     $('chart-empty').hidden = visible.length > 0 || !state.venue;
     $('chart-empty').textContent = state.series ? 'No faces counted in this period yet' : 'Loading…';
+  }
+
+  // Positivity per bucket over the chart's period: a line, green above zero and red below.
+  function drawSpark(start, end) {
+    const root = $('spark');
+    const width = Math.max(100, root.clientWidth);
+    const height = Math.max(40, root.clientHeight);
+    root.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    root.replaceChildren();
+    const pad = 4;
+    const x = (t) => ((t - start) / (end - start)) * width;
+    const y = (v) => pad + ((1 - v) / 2) * (height - 2 * pad);
+    svg('line', { class: 'zero', x1: 0, x2: width, y1: y(0), y2: y(0) }, root);
+    const points = (state.series && Array.isArray(state.series.points) ? state.series.points : [])
+      .map((p) => ({ t: Date.parse(p.t), v: p.positivity }))
+      .filter((p) => Number.isFinite(p.t) && typeof p.v === 'number' && p.t >= start)
+      .sort((a, b) => a.t - b.t);
+    const stepMs = ((state.series && state.series.step_s) || stepFor(state.minutes)) * 1000;
+    const runs = [];
+    for (const point of points) {
+      const run = runs[runs.length - 1];
+      if (run && point.t - run[run.length - 1].t <= stepMs + 1000) run.push(point);
+      else runs.push([point]);
+    }
+    for (const run of runs) {
+      const xs = run.length > 1 ? run.map((p) => x(p.t + stepMs / 2)) : [x(run[0].t), x(run[0].t + stepMs)];
+      const vs = run.length > 1 ? run.map((p) => p.v) : [run[0].v, run[0].v];
+      const line = xs.map((xx, i) => `${xx.toFixed(1)},${y(vs[i]).toFixed(1)}`).join(' ');
+      const zero = y(0).toFixed(1);
+      for (const [cls, clip] of [['pos', (v) => Math.max(0, v)], ['neg', (v) => Math.min(0, v)]]) {
+        const top = xs.map((xx, i) => `${xx.toFixed(1)},${y(clip(vs[i])).toFixed(1)}`).join(' ');
+        svg('polygon', {
+          class: cls, points: `${xs[0].toFixed(1)},${zero} ${top} ${xs[xs.length - 1].toFixed(1)},${zero}`,
+        }, root);
+      }
+      svg('polyline', { class: 'line', points: line }, root);
+    }
+    $('spark-period').textContent = 'over the last ' + periodText(state.minutes);
+    svg('text', { x: 2, y: 10 }, root).textContent = '+1';
+    svg('text', { x: 2, y: height - 2 }, root).textContent = MINUS + '1';
   }
 
   function showTip(point, xx, width) {
@@ -809,11 +862,7 @@
     $('venue').addEventListener('change', (event) => {
       if (event.target.value) selectVenue(event.target.value);
     });
-    $('zone').addEventListener('change', (event) => {
-      state.zone = event.target.value;
-      writeHash();
-      switchView({ reconnect: false });
-    });
+    $('zone').addEventListener('change', (event) => showVenue(state.venue, event.target.value, false));
     $('range').addEventListener('change', (event) => {
       state.minutes = Number(event.target.value) || 60;
       writeHash();
@@ -848,11 +897,11 @@
       drawChart();
     });
     svgRoot.addEventListener('mouseleave', () => { state.hover = null; drawChart(); });
-    let resizeTimer = null;
-    window.addEventListener('resize', () => {
-      clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(drawChart, 100);
-    });
+    let resizeFrame = 0;
+    new ResizeObserver(() => {
+      cancelAnimationFrame(resizeFrame);
+      resizeFrame = requestAnimationFrame(drawChart);
+    }).observe($('chart'));
 
     setInterval(() => {
       updateLiveText();

@@ -1,0 +1,44 @@
+"""``emo7ion demo``: every part real (authenticated Mosquitto, agents with the real detector and int8
+model on simulated crowds, the aggregator on SQLite), and the API shows what the agents counted."""
+
+import time
+
+import httpx
+
+from emo7ion.demo.crowd import CrowdSource
+from emo7ion.demo.run import VENUES, Demo
+
+
+def test_crowd_source_drifts_between_its_script_ends():
+    source = CrowdSource("concert", period_s=100)
+    start, middle = source.weights(0), source.weights(50)
+    labels = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    assert start[labels.index("neutral")] > middle[labels.index("neutral")]
+    assert middle[labels.index("happy")] > start[labels.index("happy")]
+    frame = source.read()
+    assert frame.shape == (720, 1280, 3) and frame.dtype.name == "uint8"
+
+
+def test_demo_end_to_end(tmp_path):
+    demo = Demo(tmp_path, port=0, fps=2.0, window_s=2.0).start()
+    try:
+        deadline = time.monotonic() + 60
+        venues = []
+        while time.monotonic() < deadline:
+            venues = httpx.get(demo.url + "/api/venues", timeout=5).json()
+            moods = [httpx.get(f"{demo.url}/api/venues/{v['venue']}/mood", timeout=5).json() for v in venues]
+            if len(venues) == 2 and all(m["faces"] > 20 for m in moods):
+                break
+            time.sleep(1)
+        assert {v["venue"] for v in venues} == set(VENUES)
+        assert all(m["faces"] > 20 and m["dominant"] for m in moods)
+        cameras = httpx.get(demo.url + "/api/cameras", timeout=5).json()
+        assert len(cameras) == 5 and all(c["state"] == "online" for c in cameras)
+        assert "<html" in httpx.get(demo.url + "/", timeout=5).text.lower()
+    finally:
+        demo.stop.set()
+        demo.shutdown()
+    # Every face the dashboard counted was found and read by an agent: the totals agree.
+    stored = demo.aggregator.ingest.stats.stored
+    produced = sum(agent.stats.windows for agent in demo.agents)
+    assert stored == produced
