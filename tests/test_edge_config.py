@@ -69,3 +69,13 @@ def test_missing_model_and_bad_toml(tmp_path):
         edge_config.load(write(tmp_path, "venue = "), environ={})
     with pytest.raises(ConfigError, match="not found"):
         edge_config.load(tmp_path / "nope.toml", environ={})
+
+
+def test_deploy_example_config_is_valid(tmp_path, model_file):
+    """The example a Pi installer copies to /etc/emo7ion/edge.toml must load (paths aside)."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "edge" / "deploy" / "edge.toml.example"
+    config = edge_config.load(example, {"model": model_file, "broker": {"ca_file": ""}}, environ={})
+    assert config.source.kind == "picamera2" and config.broker.tls and config.broker.port == 8883
+    assert config.detector["type"] == "centerface" and config.min_faces == 3

@@ -38,6 +38,7 @@ class TrainConfig:
     seed: int = 7
     subset: int | None = None
     hparams: dict = field(default_factory=dict)
+    init_weights: str | None = None  # start from this .keras model's weights (fine-tuning, a second cycle)
 
     def validate(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
@@ -211,6 +212,14 @@ def train(config: TrainConfig, resume: bool = False, output: str | None = None) 
         if resume:
             log.warning("nothing to resume in %s; starting a new run", out)
         model = models.build(config.model, config.hparams)
+        if config.init_weights:
+            source = keras.models.load_model(config.init_weights, compile=False)
+            try:
+                model.set_weights(source.get_weights())
+            except ValueError as error:
+                raise ValueError(f"{config.init_weights} does not fit the '{config.model}' model built from these "
+                                 f"hyperparameters: {error}") from error
+            log.info("starting from the weights of %s", config.init_weights)
         compile_model(model, config, steps)
         state = RunState(out, config, model.hparams)
         state.save()

@@ -33,6 +33,9 @@ def register(commands) -> None:
     train.add_argument("--subset", type=int, help="train on a stratified subset of N faces (quick checks)")
     train.add_argument("--hparams", help="JSON of hyperparameters, e.g. the best_hparams.json of 'emo7ion tune'")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--init-weights", metavar="MODEL",
+                       help="start from this .keras model's weights (fine-tune; a second learning-rate cycle)")
+    train.add_argument("--warmup-epochs", type=int, default=2, help="linear warm-up epochs (default: %(default)s)")
     train.set_defaults(handler=run_train)
 
     tune = commands.add_parser(
@@ -83,7 +86,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(data=args.data, out=args.out, model=args.model, epochs=args.epochs,
                          batch_size=args.batch_size, learning_rate=learning_rate,
                          label_smoothing=args.label_smoothing, class_weights=args.class_weights,
-                         patience=args.patience, seed=args.seed, subset=args.subset, hparams=hparams)
+                         patience=args.patience, seed=args.seed, subset=args.subset, hparams=hparams,
+                         init_weights=args.init_weights, warmup_epochs=args.warmup_epochs)
     summary = train(config, resume=args.resume, output=args.output)
     print(json.dumps(summary))
     return 0
