@@ -45,12 +45,23 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         gray = image
     elif image.ndim == 3 and image.shape[2] == 1:
         gray = image[:, :, 0]
+    elif image.ndim == 3 and image.shape[2] in (3, 4) and image.dtype == np.uint8 and _cv2() is not None:
+        cv2 = _cv2()
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
     elif image.ndim == 3 and image.shape[2] in (3, 4):
         b, g, r = (image[:, :, i].astype(np.float32) for i in range(3))
         gray = np.clip(0.114 * b + 0.587 * g + 0.299 * r + 0.5, 0, 255)
     else:
         raise ValueError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
     return gray.astype(np.uint8, copy=False)
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - every supported install has OpenCV
+        return None
+    return cv2
 
 
 def square_box(box: tuple[float, float, float, float], margin: float, frame_w: int, frame_h: int
@@ -112,7 +123,8 @@ def normalise(faces: np.ndarray) -> np.ndarray:
 
 def prepare_faces(frame: np.ndarray, boxes, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """A float32 batch (N, 48, 48, 1) ready for the classifier, from one frame and its boxes."""
-    crops = [crop_face(frame, box, margin) for box in boxes]
+    gray = to_gray(frame)  # once per frame, not once per face
+    crops = [crop_face(gray, box, margin) for box in boxes]
     if not crops:
         return np.zeros((0, FACE_SIZE, FACE_SIZE, 1), np.float32)
     return normalise(np.stack(crops))

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from emo7ion import __version__
 from emo7ion.commands import aggregator as aggregator_commands
+from emo7ion.commands import bench as bench_commands
 from emo7ion.commands import broker as broker_commands
 from emo7ion.commands import converter as converter_commands
 from emo7ion.commands import demo as demo_commands
@@ -18,7 +19,7 @@ from emo7ion.commands import edge as edge_commands
 from emo7ion.commands import training as training_commands
 
 AREAS = (training_commands, converter_commands, edge_commands, broker_commands, aggregator_commands,
-         demo_commands)
+         demo_commands, bench_commands)
 
 
 class UserError(Exception):

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures: the classifier, the whole edge agent, and MQTT ingestion."""

@@ -1,0 +1,64 @@
+"""``emo7ion bench classifier``: faces per second of the Keras model and each TFLite variant at batch 1
+and 32 with 1 and 2 threads, beside the multiply-accumulates per face and the CPU's float32 limit, so
+the distance to the arithmetic bound is visible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from emo7ion.bench.machine import cpu_info
+from emo7ion.converter.parity import faces_per_second
+from emo7ion.core.runtime import EmotionClassifier
+
+
+def keras_macs(model_path: Path) -> int | None:
+    try:
+        import keras
+
+        from emo7ion.training.models import count_macs
+    except ImportError:
+        return None
+    return count_macs(keras.models.load_model(model_path, compile=False))
+
+
+def run(models: list[Path], batches=(1, 32), threads=(1, 2), faces: np.ndarray | None = None) -> dict:
+    rng = np.random.default_rng(0)
+    faces = rng.random((512, 48, 48, 1), dtype=np.float32) if faces is None else faces
+    info = cpu_info()
+    macs = None
+    rows = []
+    for path in models:
+        if path.suffix == ".keras":
+            import keras
+
+            macs = macs or keras_macs(path)
+            model = keras.models.load_model(path, compile=False)
+            for batch in batches:
+                speed = faces_per_second(lambda b: np.asarray(model(b, training=False)), faces, batch, min_faces=64)
+                rows.append({"model": path.name, "variant": "keras", "batch": batch, "threads": "tf default",
+                             "faces_per_second": round(speed, 1)})
+            continue
+        for thread_count in threads:
+            classifier = EmotionClassifier(path, num_threads=thread_count, max_batch=max(batches))
+            for batch in batches:
+                speed = faces_per_second(classifier.predict, faces, batch)
+                rows.append({"model": path.name, "variant": classifier.model_id["variant"], "batch": batch,
+                             "threads": thread_count, "faces_per_second": round(speed, 1)})
+    for row in rows:
+        if macs:
+            row["gmacs_per_second"] = round(row["faces_per_second"] * macs / 1e9, 2)
+    return {"machine": info, "macs_per_face": macs, "rows": rows}
+
+
+def table(result: dict) -> str:
+    info, macs = result["machine"], result["macs_per_face"]
+    lines = [f"{info['cpu']}: float32 limit ~{info['peak_fp32_gmacs_per_core']} GMAC/s per core "
+             f"({info['fp32_macs_per_cycle']} MAC/cycle at {info['mhz']} MHz); "
+             f"{macs / 1e6:.1f} M MAC per face" if macs else "MACs per face unknown (no Keras model given)",
+             "", f"{'model':<32} {'variant':<13} {'batch':>5} {'threads':>10} {'faces/s':>9} {'GMAC/s':>8}"]
+    for row in result["rows"]:
+        lines.append(f"{row['model']:<32} {row['variant']:<13} {row['batch']:>5} {row['threads']!s:>10} "
+                     f"{row['faces_per_second']:>9.1f} {row.get('gmacs_per_second', float('nan')):>8.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""``emo7ion bench edge``: the whole agent pipeline on real crowd photos, one thread, stage by stage.
+
+Each frame goes through what the agent does: decode (the camera's capture), detect, crop (core.faces),
+classify (core.runtime, int8), and window bookkeeping plus the outbox write and payload (publish). The
+figures are per frame at the given resolutions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from emo7ion.core import faces, messages
+from emo7ion.core.runtime import EmotionClassifier
+from emo7ion.edge.agent import MIN_FACE_PX
+from emo7ion.edge.detect import registry
+from emo7ion.edge.outbox import Outbox
+from emo7ion.edge.window import WindowCounter
+
+STAGES = ("capture", "detect", "crop", "classify", "publish")
+
+
+def frames_at(images: list[Path], width: int, height: int) -> list[bytes]:
+    """The photos resized to width x height and JPEG-encoded, as a camera would deliver them."""
+    import cv2
+
+    encoded = []
+    for path in images:
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise ValueError(f"cannot read image {path}")
+        resized = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+        encoded.append(cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    return encoded
+
+
+def run(model: str, images: list[Path], sizes: list[tuple[int, int]], detector: dict | None = None,
+        frames: int = 20, window_frames: int = 5) -> list[dict]:
+    import cv2
+
+    cv2.setNumThreads(1)
+    detector_options = {**(detector or registry.DEFAULT)}
+    if detector_options.get("type") == "centerface":
+        detector_options.setdefault("threads", 1)
+    found = registry.create(detector_options)
+    classifier = EmotionClassifier(model, num_threads=1)
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        outbox = Outbox(Path(scratch) / "bench-outbox.sqlite")
+        for width, height in sizes:
+            encoded = frames_at(images, width, height)
+            window = WindowCounter("bench", "cam", 10.0, 3, classifier.model_id, now=time.time())
+            times = {stage: [] for stage in STAGES}
+            faces_total = 0
+            classify_once = classifier.predict(np.zeros((1, 48, 48, 1), np.float32))  # warm-up
+            del classify_once
+            found.detect(cv2.imdecode(np.frombuffer(encoded[0], np.uint8), cv2.IMREAD_COLOR))
+            for index in range(frames):
+                t0 = time.perf_counter()
+                frame = cv2.imdecode(np.frombuffer(encoded[index % len(encoded)], np.uint8), cv2.IMREAD_COLOR)
+                t1 = time.perf_counter()
+                boxes = [(d.x, d.y, d.w, d.h) for d in found.detect(frame) if d.h >= MIN_FACE_PX]
+                t2 = time.perf_counter()
+                batch = faces.prepare_faces(frame, boxes)
+                t3 = time.perf_counter()
+                predictions = classifier.classify(batch) if len(batch) else []
+                t4 = time.perf_counter()
+                window.add_frame(predictions)
+                if (index + 1) % window_frames == 0:
+                    record = window.close(0, now=time.time(), early=True)
+                    outbox.add("emo7ion/v1/bench/cam/counts",
+                               lambda s, r=record: messages.window_payload(dataclasses.replace(r, seq=s)))
+                t5 = time.perf_counter()
+                faces_total += len(predictions)
+                for stage, began, ended in zip(STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
+                    times[stage].append((ended - began) * 1000)
+            per_frame = sum(statistics.fmean(v) for v in times.values())
+            results.append({
+                "resolution": f"{width}x{height}", "frames": frames, "faces_per_frame": round(faces_total / frames, 1),
+                "frames_per_second": round(1000 / per_frame, 2),
+                "faces_per_second": round(faces_total / (per_frame * frames / 1000), 1),
+                "ms_per_frame": round(per_frame, 1),
+                "ms": {stage: round(statistics.fmean(v), 2) for stage, v in times.items()},
+                "detector": detector_options, "model": Path(model).name})
+        outbox.close()
+    return results
+
+
+def table(results: list[dict]) -> str:
+    head = f"{'resolution':>11} {'fps':>6} {'faces/s':>8} {'faces/fr':>9} {'ms/frame':>9} " + \
+        " ".join(f"{s:>9}" for s in STAGES)
+    lines = [head, "-" * len(head)]
+    for row in results:
+        lines.append(f"{row['resolution']:>11} {row['frames_per_second']:>6.2f} {row['faces_per_second']:>8.1f} "
+                     f"{row['faces_per_frame']:>9.1f} {row['ms_per_frame']:>9.1f} "
+                     + " ".join(f"{row['ms'][s]:>9.2f}" for s in STAGES))
+    return "\n".join(lines)

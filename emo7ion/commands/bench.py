@@ -1,0 +1,67 @@
+"""``emo7ion bench``: measured figures, printed as a table (``--json`` for machines)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+CROWD = Path("../shared/data/crowd-sample/images")
+
+
+def register(commands) -> None:
+    bench = commands.add_parser("bench", help="benchmarks: classifier, edge agent, ingest",
+                                description="Benchmarks that print measured figures (keep results in "
+                                            "docs/benchmarks.md).")
+    sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    classifier = sub.add_parser("classifier", help="faces/s of the Keras model and each TFLite variant",
+                                description="Faces per second at batch 1 and 32, with 1 and 2 threads, for the "
+                                            "Keras model and each .tflite variant, with MACs per face and the "
+                                            "CPU's float32 limit.")
+    classifier.add_argument("models", nargs="*", type=Path,
+                            help="a .keras file and .tflite files (default: everything in models/)")
+    classifier.add_argument("--json", action="store_true")
+    classifier.set_defaults(handler=run_classifier)
+
+    edge = sub.add_parser("edge", help="the whole agent on crowd photos, stage by stage, one thread",
+                          description="Frames/s, faces/s and milliseconds per stage (capture, detect, crop, "
+                                      "classify, publish) of the agent's pipeline on real crowd photos resized to "
+                                      "1280x720 and 1920x1080, single thread.")
+    edge.add_argument("--images", type=Path, default=CROWD, help="folder of crowd photos (default: %(default)s)")
+    edge.add_argument("--model", type=Path, default=MODELS / "emo7ion-edge-int8.tflite")
+    edge.add_argument("--frames", type=int, default=20, help="frames per resolution (default: %(default)s)")
+    edge.add_argument("--sizes", default="1280x720,1920x1080", help="comma-separated WxH (default: %(default)s)")
+    edge.add_argument("--json", action="store_true")
+    edge.set_defaults(handler=run_edge)
+
+
+def run_classifier(args: argparse.Namespace) -> int:
+    from emo7ion.bench import classifier
+
+    models = args.models or sorted(MODELS.glob("*.keras")) + sorted(MODELS.glob("*.tflite"))
+    if not models:
+        raise FileNotFoundError("no models given and none found in models/")
+    result = classifier.run(models)
+    print(classifier.table(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def run_edge(args: argparse.Namespace) -> int:
+    from emo7ion.bench import edge
+    from emo7ion.edge.sources.images import list_images
+
+    images = list_images(str(args.images))
+    if not images:
+        raise FileNotFoundError(f"no images in {args.images}")
+    try:
+        sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
+    except ValueError:
+        raise ValueError(f"--sizes {args.sizes!r}: expected e.g. 1280x720,1920x1080") from None
+    results = edge.run(str(args.model), images, sizes, frames=args.frames)
+    print(edge.table(results))
+    if args.json:
+        print(json.dumps(results))
+    return 0
