@@ -36,7 +36,8 @@ def run(models: list[Path], batches=(1, 32), threads=(1, 2), faces: np.ndarray |
             macs = macs or keras_macs(path)
             model = keras.models.load_model(path, compile=False)
             for batch in batches:
-                speed = faces_per_second(lambda b: np.asarray(model(b, training=False)), faces, batch, min_faces=64)
+                speed = faces_per_second(lambda b, m=model: np.asarray(m(b, training=False)), faces, batch,
+                                         min_faces=64)
                 rows.append({"model": path.name, "variant": "keras", "batch": batch, "threads": "tf default",
                              "faces_per_second": round(speed, 1)})
             continue
