@@ -35,6 +35,19 @@ def register(commands) -> None:
     edge.add_argument("--json", action="store_true")
     edge.set_defaults(handler=run_edge)
 
+    ingest = sub.add_parser("ingest", help="simulated cameras through a real Mosquitto into the aggregator",
+                            description="N simulated cameras (default 2,000), each publishing one QoS 1 window every "
+                                        "PERIOD seconds through a real Mosquitto to the aggregator on SQLite: "
+                                        "windows/s stored, publish-to-stored latency p50/p99, CPU and memory per "
+                                        "process, and windows lost. --cameras takes a list to find saturation.")
+    ingest.add_argument("--cameras", default="2000", help="comma-separated camera counts (default: %(default)s)")
+    ingest.add_argument("--period", type=float, default=5.0, help="seconds between a camera's windows")
+    ingest.add_argument("--rate", type=float, default=1.0, help="speed-up: windows come RATE times as often")
+    ingest.add_argument("--duration", type=float, default=20.0, help="seconds of publishing per step")
+    ingest.add_argument("--publishers", type=int, default=2, help="publisher processes (default: %(default)s)")
+    ingest.add_argument("--json", action="store_true")
+    ingest.set_defaults(handler=run_ingest)
+
 
 def run_classifier(args: argparse.Namespace) -> int:
     from emo7ion.bench import classifier
@@ -65,3 +78,21 @@ def run_edge(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results))
     return 0
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from emo7ion.bench import ingest
+
+    try:
+        steps = [int(n) for n in args.cameras.split(",")]
+    except ValueError:
+        raise ValueError(f"--cameras {args.cameras!r}: expected numbers like 2000,10000") from None
+    if args.rate <= 0 or args.period <= 0 or args.duration <= 0 or min(steps) < 1:
+        raise ValueError("--rate, --period, --duration and --cameras must be positive")
+    rows = []
+    for cameras in steps:
+        rows.append(ingest.run(cameras, args.period / args.rate, args.duration, args.publishers))
+        print(ingest.table(rows[-1:]) if len(rows) == 1 else ingest.table(rows[-1:]).splitlines()[-1], flush=True)
+    if args.json:
+        print(json.dumps(rows))
+    return 1 if any(row["lost"] for row in rows) else 0
