@@ -154,5 +154,6 @@ def table(rows: list[dict]) -> str:
         lines.append(f"{r['cameras']:>8} {r['offered_per_s']:>10.0f} {r['stored_per_s']:>9.0f} "
                      f"{r['latency_p50_s'] or 0:>7.3f} {r['latency_p99_s'] or 0:>7.3f} {r['lost']:>6} "
                      f"{r['processes']['mosquitto']['cpu_percent']:>10.1f} "
-                     f"{r['processes']['aggregator']['cpu_percent']:>9.1f} {r['processes']['aggregator']['rss_mb']:>7.1f}")
+                     f"{r['processes']['aggregator']['cpu_percent']:>9.1f} "
+                     f"{r['processes']['aggregator']['rss_mb']:>7.1f}")
     return "\n".join(lines)
