@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv mosquitto mosquitto-clients openssl)
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients openssl chromium)
 
 need_apt=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the dashboard's browser tests drive it
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing system packages: ${need_apt[*]}"

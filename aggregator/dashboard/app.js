@@ -259,7 +259,12 @@
     try {
       const mood = await api(`/api/venues/${encodeURIComponent(state.venue)}/mood?minutes=${MOOD_MINUTES}${zoneQuery()}`);
       if (generation === state.generation) setMood(mood);
-    } catch (error) { report(error); }
+    } catch (error) {
+      report(error);
+      if (generation === state.generation && error instanceof HttpError && error.status === 404 && !state.mood) {
+        renderMood(null, false, 'No data yet');   // a venue named in the address that has not reported yet
+      }
+    }
   }
 
   function stepFor(minutes) {
@@ -278,7 +283,13 @@
         state.series = series;
         drawChart();
       }
-    } catch (error) { report(error); }
+    } catch (error) {
+      report(error);
+      if (generation === state.generation && error instanceof HttpError && error.status === 404) {
+        state.series = { points: [] };
+        drawChart();
+      }
+    }
   }
 
   async function loadCameras() {
@@ -898,10 +909,12 @@
     });
     svgRoot.addEventListener('mouseleave', () => { state.hover = null; drawChart(); });
     let resizeFrame = 0;
-    new ResizeObserver(() => {
+    const observer = new ResizeObserver(() => {
       cancelAnimationFrame(resizeFrame);
       resizeFrame = requestAnimationFrame(drawChart);
-    }).observe($('chart'));
+    });
+    observer.observe($('chart'));
+    observer.observe($('spark'));
 
     setInterval(() => {
       updateLiveText();

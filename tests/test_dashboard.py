@@ -1,0 +1,136 @@
+"""The live dashboard end to end: real windows through a real broker into the real aggregator, read by a real
+(headless) Chromium, which must show them and follow new ones without a reload."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from browser import browser_missing, open_dashboard, text_of, wait_for_attribute, wait_for_count, wait_for_text
+
+from emo7ion.core import emotions
+
+pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "dashboard.png"
+VENUE = "hall-a"
+CAMERAS = [("cam-1", "front"), ("cam-2", "bar")]
+RECENT_WINDOWS = 8
+SURGE = {"angry": 30, "sad": 6, "neutral": 4}  # what the live update brings
+
+
+@pytest.fixture
+def live(request):
+    try:
+        return request.getfixturevalue("live_aggregator")
+    except pytest.FixtureLookupError:
+        pytest.skip("live_aggregator fixture not available yet")
+
+
+def evening(minute: int) -> dict[str, int]:
+    """An hour of crowd for the chart: calm at first, warming up, with a dip in the middle."""
+    happy = 4 + round(4 * math.sin(minute / 12))
+    return {"angry": 1 + int(minute % 7 == 0), "disgust": int(minute % 11 == 0), "fear": int(minute % 9 == 0),
+            "happy": max(happy, 1), "neutral": 6 - round(2 * math.sin(minute / 20)), "sad": 1 + int(24 < minute < 34),
+            "surprise": 1 + int(minute % 5 == 0)}
+
+
+def cheerful(camera: int, i: int) -> dict[str, int]:
+    """The last few minutes: a cheerful crowd, a little different from window to window."""
+    if camera == 0:
+        return {"happy": 7 + i % 3, "neutral": 3 + i % 2, "sad": 1, "surprise": i % 2}
+    return {"happy": 5 + i % 2, "surprise": 2, "angry": 1, "neutral": i % 3}
+
+
+def positivity(counts: dict[str, int]) -> float:
+    total = sum(counts.values())
+    return (sum(counts.get(k, 0) for k in emotions.POSITIVE) - sum(counts.get(k, 0) for k in emotions.NEGATIVE)) / total
+
+
+def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
+    now = time.time()
+    published = 0
+    # Another venue, so that the page starts somewhere else and the picker has to be used.
+    live.publish_window("foyer", "door-1", {"neutral": 4}, zone="entrance", end=now - 60)
+    published += 1
+    for camera, zone in CAMERAS:
+        live.publish_status(VENUE, camera, "online", zone=zone)
+    live.publish_status(VENUE, "cam-3", "offline", zone="front")
+    publish_health = getattr(live, "publish_health", None)  # optional in the fixture
+    if publish_health is not None:
+        publish_health(VENUE, "cam-1", fps=3.2, inference_ms=180.0)
+    # An hour of history for the chart, all of it at least 6 minutes old: outside the 5-minute mood window
+    # however long the page takes to open.
+    for minute in range(55):
+        live.publish_window(VENUE, "cam-1", evening(minute), zone="front", end=now - 3600 + minute * 60)
+        published += 1
+    # The mood window: a cheerful crowd over the last four minutes.
+    recent_total: dict[str, int] = {}
+    for i in range(RECENT_WINDOWS):
+        for index, (camera, zone) in enumerate(CAMERAS):
+            counts = cheerful(index, i)
+            live.publish_window(VENUE, camera, counts, zone=zone, end=now - 245 + i * 34)
+            published += 1
+            for label, n in counts.items():
+                recent_total[label] = recent_total.get(label, 0) + n
+    assert live.wait_stored(published), "the aggregator did not store the published windows"
+    expected = positivity(recent_total)
+
+    started = time.monotonic()
+    with open_dashboard(live.url + "/", tmp_path / "dashboard-after.png") as page:
+        wait_for_count(page, f"#venue option[value='{VENUE}']")
+        page.select_option("#venue", VENUE)
+        assert f"venue={VENUE}" in page.evaluate("location.hash")
+
+        # The mood panel: dominant emotion, positivity, faces, cameras.
+        wait_for_attribute(page, "#dominant", "data-emotion", "happy")
+        assert text_of(page, "#dominant").lower() == "happy"
+        wait_for_text(page, "#positivity", f"{expected:+.2f}")
+        assert float(page.get_attribute("#positivity", "data-value")) == pytest.approx(expected, abs=0.01)
+        assert text_of(page, "#faces") == str(sum(recent_total.values()))
+        wait_for_text(page, "#cameras-online", "2 / 3")
+
+        # The chart: stacked areas drawn for the emotions that occurred, none for those that did not.
+        wait_for_count(page, "#chart-svg path.area", 5)
+        drawn = page.eval_on_selector_all("#chart-svg path.area", "els => els.map(e => e.dataset.emotion)")
+        assert drawn == [label for label in emotions.LABELS if label in drawn], "areas not in canonical order"
+        assert {"happy", "neutral", "sad", "surprise", "angry"} <= set(drawn)
+        assert page.get_attribute("#chart-svg path.area[data-emotion='happy']", "d").count("M") >= 1
+        assert page.locator("#legend .legend-item").count() == len(emotions.LABELS)
+
+        # The cameras with their badges, and the stream connected.
+        wait_for_text(page, "[data-camera='cam-1'] .badge", "online")
+        wait_for_text(page, "[data-camera='cam-2'] .badge", "online")
+        wait_for_text(page, "[data-camera='cam-3'] .badge", "offline")
+        wait_for_attribute(page, "#live", "data-state", "open")
+        wait_for_text(page, "#live-age", "updated")
+        if publish_health is not None:
+            wait_for_text(page, "[data-camera='cam-1']", "3.2 fps")
+        page.screenshot(path=str(tmp_path / "dashboard.png"))
+        if os.environ.get("EMO7ION_UPDATE_SCREENSHOT") == "1":
+            shutil.copyfile(tmp_path / "dashboard.png", DOCS_SCREENSHOT)
+
+        # Live: new windows and a camera coming back change the page without a reload.
+        page.evaluate("window.__notReloaded = true")
+        angry_before = page.get_attribute("#chart-svg path.area[data-emotion='angry']", "d")
+        for i in range(3):
+            for camera, zone in CAMERAS:
+                live.publish_window(VENUE, camera, SURGE, zone=zone, end=time.time() - 2 + i * 0.5)
+                published += 1
+        live.publish_status(VENUE, "cam-3", "online", zone="front")
+        assert live.wait_stored(published)
+        wait_for_attribute(page, "#dominant", "data-emotion", "angry", timeout_s=15)
+        wait_for_text(page, "#positivity", "\u2212")  # negative now
+        wait_for_text(page, "[data-camera='cam-3'] .badge", "online", timeout_s=15)
+        wait_for_text(page, "#cameras-online", "3 / 3")
+        deadline = time.monotonic() + 15
+        while page.get_attribute("#chart-svg path.area[data-emotion='angry']", "d") == angry_before:
+            assert time.monotonic() < deadline, "the chart did not follow the new windows"
+            time.sleep(0.2)
+        assert page.evaluate("window.__notReloaded === true"), "the page reloaded instead of updating live"
+    elapsed = time.monotonic() - started
+    assert elapsed < 60, f"the browser part took {elapsed:.0f} s"
