@@ -124,8 +124,9 @@ class Agent:
                 if self.window.due(now):
                     self.close_window(now)
                 if time.monotonic() >= next_health:
-                    self.publisher.publish_health(self.health())
                     next_health += self.config.health_interval_s
+                    if self.publisher.connected.is_set():  # else the counters keep adding up until it is
+                        self.publisher.publish_health(self.health())
         finally:
             self.shutdown()
         return self.stats

@@ -115,6 +115,17 @@ class LiveAggregator:
         self.camera.publish(messages.camera_topic(venue, camera, "status"), messages.status_payload(status), qos=1,
                             retain=True).wait_for_publish(5)
 
+    def publish_health(self, venue: str, camera: str, fps: float = 3.2, inference_ms: float = 180.0) -> None:
+        import datetime as dt
+
+        from emo7ion.core import messages
+
+        health = messages.Health(venue=venue, camera=camera, ts=dt.datetime.now(dt.UTC), fps=fps,
+                                 inference_ms=inference_ms, skipped_frames=0, outbox_depth=0, outbox_dropped=0,
+                                 uptime_s=100.0, source_ok=True)
+        self.camera.publish(messages.camera_topic(venue, camera, "health"), messages.health_payload(health),
+                            qos=1).wait_for_publish(5)
+
     def wait_stored(self, n: int, timeout: float = 15.0) -> bool:
         import time
 

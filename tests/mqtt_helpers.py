@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import threading
 import time
@@ -18,7 +19,10 @@ def start_plain_broker(folder: Path, port: int | None = None, persistence: bool 
     """A loopback-only, anonymous broker (the edge tests exercise the agent, not authentication)."""
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", f"persistence {str(persistence).lower()}",
+    # Run as whoever runs the tests: as root, mosquitto would otherwise switch to the 'mosquitto' user and
+    # then fail to write its persistence file in our folder (sessions would silently not survive a restart).
+    lines = [f"user {getpass.getuser()}", f"listener {port} 127.0.0.1", "allow_anonymous true",
+             f"persistence {str(persistence).lower()}",
              f"persistence_location {folder}/", "max_queued_messages 100000"]
     config = folder / "mosquitto.conf"
     config.write_text("\n".join(lines) + "\n")
