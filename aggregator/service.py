@@ -107,9 +107,13 @@ class Aggregator:
 
     def _prune_loop(self) -> None:
         while True:
-            removed = self.store.prune(time.time() - self.config.retention_days * 86400)
-            if removed:
-                log.info("retention: removed %d window(s) older than %.0f days", removed, self.config.retention_days)
+            try:
+                removed = self.store.prune(time.time() - self.config.retention_days * 86400)
+                if removed:
+                    log.info("retention: removed %d window(s) older than %.0f days", removed,
+                             self.config.retention_days)
+            except Exception:  # a database away at this tick must not end retention for good
+                log.exception("retention failed; next try in %.0f s", RETENTION_TICK_S)
             if self.stop_event.wait(RETENTION_TICK_S):
                 return
 

@@ -36,6 +36,8 @@ SCHEMA = [
         state_ts DOUBLE PRECISION, agent TEXT, model TEXT, health TEXT, PRIMARY KEY (venue, camera))""",
 ]
 
+SCHEMA_LOCK = 0x656D6F37  # PostgreSQL advisory lock key ("emo7") held while creating the schema
+
 INSERT_WINDOW = (f"INSERT INTO windows (venue, camera, seq, start_ts, end_ts, zone, frames, faces, withheld, "
                  f"{LABEL_COLUMNS}, mean_confidence, model_sha256, model_version, received_ts) VALUES "
                  f"({', '.join(['?'] * (13 + len(emotions.LABELS)))}) ON CONFLICT DO NOTHING")
@@ -64,6 +66,8 @@ class Store:
         self._lock = threading.RLock()
         self._db = self._connect()
         with self._lock:
+            if self.postgres:  # concurrent CREATE ... IF NOT EXISTS can collide: one replica at a time
+                self._execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
             for statement in SCHEMA:
                 self._execute(statement)
             self._commit()
@@ -93,7 +97,23 @@ class Store:
         self._db.commit()
 
     def _rollback(self) -> None:
+        if self.postgres and self._db.closed:  # server restarted or failed over: the next try gets a new one
+            log.warning("PostgreSQL connection lost; reconnecting")
+            self._db = self._connect()
+            return
         self._db.rollback()
+
+    def _query(self, statement: str, params: Sequence = ()) -> list:
+        """A read's rows. On PostgreSQL the read's transaction is ended at once: a connection left idle in
+        a transaction holds its locks (and may be cut by idle_in_transaction_session_timeout)."""
+        try:
+            rows = self._execute(statement, params).fetchall()
+            if self.postgres:
+                self._commit()
+        except Exception:
+            self._rollback()
+            raise
+        return rows
 
     # -- writing
 
@@ -157,11 +177,11 @@ class Store:
 
     def venues(self) -> list[dict]:
         with self._lock:
-            rows = self._execute(
-                "SELECT venue, COUNT(*), MAX(last_seen) FROM cameras GROUP BY venue ORDER BY venue").fetchall()
-            zones = self._execute("SELECT DISTINCT venue, zone FROM cameras WHERE zone IS NOT NULL "
-                                  "ORDER BY venue, zone").fetchall()
-            ends = dict(self._execute("SELECT venue, MAX(end_ts) FROM windows GROUP BY venue").fetchall())
+            rows = self._query(
+                "SELECT venue, COUNT(*), MAX(last_seen) FROM cameras GROUP BY venue ORDER BY venue")
+            zones = self._query("SELECT DISTINCT venue, zone FROM cameras WHERE zone IS NOT NULL "
+                                "ORDER BY venue, zone")
+            ends = dict(self._query("SELECT venue, MAX(end_ts) FROM windows GROUP BY venue"))
         return [{"venue": venue, "cameras": count, "last_seen": last,
                  "zones": [z for v, z in zones if v == venue], "last_window_end": ends.get(venue)}
                 for venue, count, last in rows]
@@ -173,7 +193,7 @@ class Store:
             query += " WHERE venue = ?"
             params = (venue,)
         with self._lock:
-            rows = self._execute(query + " ORDER BY venue, camera", params).fetchall()
+            rows = self._query(query + " ORDER BY venue, camera", params)
         return [{"venue": v, "camera": c, "zone": z, "state": s, "last_seen": seen, "agent": agent,
                  "model": json.loads(model) if model else None, "health": json.loads(health) if health else None}
                 for v, c, z, s, seen, agent, model, health in rows]
@@ -183,8 +203,8 @@ class Store:
         where, params = self._where(venue, since, until, zone)
         sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
         with self._lock:
-            row = self._execute(f"SELECT {sums}, COUNT(*), COALESCE(SUM(withheld), 0), COUNT(DISTINCT camera) "
-                                f"FROM windows WHERE {where}", params).fetchone()
+            row = self._query(f"SELECT {sums}, COUNT(*), COALESCE(SUM(withheld), 0), COUNT(DISTINCT camera) "
+                              f"FROM windows WHERE {where}", params)[0]
         counts = {label: int(v) for label, v in zip(emotions.LABELS, row[:7])}
         return Totals(faces=sum(counts.values()), counts=counts, windows=int(row[7]), withheld=int(row[8]),
                       cameras=int(row[9]))
@@ -195,8 +215,8 @@ class Store:
         sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
         bucket = "FLOOR(end_ts / ?) * ?"
         with self._lock:
-            rows = self._execute(f"SELECT {bucket} AS bucket, {sums} FROM windows WHERE {where} "
-                                 f"GROUP BY bucket ORDER BY bucket", (step, step, *params)).fetchall()
+            rows = self._query(f"SELECT {bucket} AS bucket, {sums} FROM windows WHERE {where} "
+                               f"GROUP BY bucket ORDER BY bucket", (step, step, *params))
         return [{"t": float(row[0]), "counts": {label: int(v) for label, v in zip(emotions.LABELS, row[1:])}}
                 for row in rows]
 
@@ -212,8 +232,8 @@ class Store:
     def window_keys(self) -> list[tuple[str, str, int]]:
         """Every stored (venue, camera, seq): for tests and audits."""
         with self._lock:
-            return [tuple(r) for r in self._execute("SELECT venue, camera, seq FROM windows "
-                                                    "ORDER BY venue, camera, seq").fetchall()]
+            return [tuple(r) for r in self._query("SELECT venue, camera, seq FROM windows "
+                                                  "ORDER BY venue, camera, seq")]
 
     def close(self) -> None:
         with self._lock:
