@@ -4,13 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv mosquitto mosquitto-clients openssl chromium)
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients openssl chromium postgresql)
 
 need_apt=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the dashboard's browser tests drive it
+# The scale-out tests start a throwaway PostgreSQL cluster (tests/postgres.py).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null \
+  || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing system packages: ${need_apt[*]}"
