@@ -39,7 +39,7 @@ class MessageError(ValueError):
 
 def check_id(value: Any, what: str) -> str:
     """Venue, camera and zone ids: lowercase letters, digits, '-' and '_' (no MQTT wildcards or '/')."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):  # match() would let "hall-a\n" through
         raise MessageError(f"{what} {value!r} must be 1-64 of a-z, 0-9, '-', '_' and start with a letter or digit")
     return value
 
@@ -91,9 +91,13 @@ def parse_time(value: Any, field: str) -> dt.datetime:
     if not isinstance(value, str) or not value.endswith("Z") or len(value) > 40:
         raise MessageError(f"{field} must be an ISO 8601 UTC time ending in 'Z', got {value!r}")
     try:
-        return dt.datetime.fromisoformat(value[:-1] + "+00:00")
+        moment = dt.datetime.fromisoformat(value[:-1] + "+00:00")
     except ValueError as error:
         raise MessageError(f"{field} {value!r} is not an ISO 8601 time") from error
+    # A date alone ("2024-01-01Z") parses naive; finer than milliseconds does not survive utc_iso.
+    if moment.utcoffset() != dt.timedelta(0) or moment.microsecond % 1000:
+        raise MessageError(f"{field} {value!r} must be a UTC date and time to at most the millisecond")
+    return moment
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ def health_payload(health: Health) -> bytes:
 
 
 def _dump(body: dict) -> bytes:
-    data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    data = json.dumps(body, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
     if len(data) > MAX_PAYLOAD_BYTES:
         raise MessageError(f"payload of {len(data)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     return data
@@ -186,8 +190,8 @@ def _float(body: dict, field: str, low: float, high: float, optional: bool = Fal
     value = body.get(field)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not low <= value <= high:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high \
+            or not math.isfinite(value):  # range first: isfinite(10**400) raises OverflowError
         raise MessageError(f"{field} must be a number in {low}..{high}, got {value!r}")
     return float(value)
 
@@ -201,11 +205,17 @@ def _fields(body: dict, required: set[str], optional: set[str] = frozenset()) ->
         raise MessageError(f"unknown field(s): {', '.join(sorted(unknown))}")
 
 
+def _text(value: Any, limit: int) -> bool:
+    """A printable string of at most ``limit`` characters: no lone surrogates (which no database can store
+    and no JSON response can encode) and no control characters (PostgreSQL refuses NUL)."""
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
+
+
 def _model(value: Any, optional: bool = False) -> dict[str, str] | None:
     if value is None and optional:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("sha256"), str) or len(value) > 4 \
-            or not all(isinstance(k, str) and isinstance(v, str) and len(v) <= 128 for k, v in value.items()):
+            or not all(_text(k, 32) and _text(v, 128) for k, v in value.items()):
         raise MessageError(f"model must be an object of short strings with a sha256, got {value!r:.200}")
     return value
 
@@ -225,12 +235,12 @@ def parse(topic: str, payload: bytes) -> Window | Status | Health:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", "size")
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        body = json.loads(payload.decode("utf-8"))  # bytes alone would also be read as UTF-16 or UTF-32
+    except (ValueError, RecursionError) as error:  # ValueError: bad UTF-8 or JSON, an int beyond 4300 digits
         raise MessageError(f"payload is not JSON: {error}", "json") from error
     if not isinstance(body, dict):
         raise MessageError("payload is not a JSON object", "json")
-    if body.get("v") != VERSION:
+    if body.get("v") != VERSION or not isinstance(body["v"], int) or isinstance(body["v"], bool):
         raise MessageError(f"unsupported payload version {body.get('v')!r}; this build reads v{VERSION}", "version")
     if body.get("type") != kind:
         raise MessageError(f"payload type {body.get('type')!r} does not match topic kind {kind!r}", "source")
@@ -277,7 +287,7 @@ def _parse_status(body: dict, venue: str, camera: str) -> Status:
     if body["state"] not in ("online", "offline"):
         raise MessageError(f"state must be 'online' or 'offline', got {body['state']!r}")
     agent = body.get("agent")
-    if agent is not None and (not isinstance(agent, str) or len(agent) > 64):
+    if agent is not None and not _text(agent, 64):
         raise MessageError("agent must be a short string")
     return Status(venue=venue, camera=camera, state=body["state"], ts=parse_time(body["ts"], "ts"), agent=agent,
                   model=_model(body.get("model"), optional=True), zone=_zone(body))
