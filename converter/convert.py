@@ -12,9 +12,7 @@ import json
 import logging
 import os
 import platform
-import shlex
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -70,7 +68,7 @@ def _metadata(variant: str, source: Path, source_sha: str, model_version: str) -
 
 def convert(model_path: str | Path, data: str | Path, out: str | Path, val: str | Path | None = None,
             calibration: int = 500, max_drop: float = 1.0, model_version: str | None = None,
-            seed: int = 7, progress: bool = True) -> dict:
+            seed: int = 7, progress: bool = True, command: str = "") -> dict:
     """Convert, prove and write the variants; returns the report. Raises ParityError on a failed check."""
     from tqdm import tqdm
 
@@ -106,7 +104,7 @@ def convert(model_path: str | Path, data: str | Path, out: str | Path, val: str 
             for variant, path in files.items():
                 rows[variant] = parity.prove(path, val_x, val_set.y, reference, progress=bar)
         result = _report(model_path, source_sha, model_version, data, val_set, calibration_set, keras_row, rows,
-                         max_drop)
+                         max_drop, command)
         (scratch / "report.json").write_text(json.dumps(result, indent=2))
         (scratch / "report.md").write_text(report.markdown(result))
         if not result["checks"]["drop_ok"]:
@@ -126,7 +124,8 @@ def convert(model_path: str | Path, data: str | Path, out: str | Path, val: str 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _report(model_path, source_sha, model_version, data, val_set, calibration_set, keras_row, rows, max_drop):
+def _report(model_path, source_sha, model_version, data, val_set, calibration_set, keras_row, rows, max_drop,
+            command):
     from emo7ion.core.runtime import interpreter_class
 
     drop = 100.0 * (keras_row["accuracy"] - rows["int8"]["accuracy"])
@@ -142,5 +141,5 @@ def _report(model_path, source_sha, model_version, data, val_set, calibration_se
                                             / rows["float32"]["faces_per_second_b1"], 3)},
         "interpreter": interpreter_class()[1],
         "machine": machine_name(),
-        "command": "emo7ion convert " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "",
+        "command": command,
     }

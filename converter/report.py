@@ -39,6 +39,7 @@ def markdown(report: dict) -> str:
              f"- int8 accuracy drop vs Keras: {checks['int8_drop_points']:.2f} points "
              f"(allowed {checks['max_drop_points']:.2f}) -> {'pass' if checks['drop_ok'] else 'FAIL'}",
              f"- int8 size / float32 size: {checks['int8_size_ratio']:.3f} (target <= 0.333)",
-             f"- int8 / float32 batch-1 faces/s: {checks['int8_speedup_b1']:.2f}x (target >= 2x)", "",
-             f"Made by: `{report['command']}`", ""]
+             f"- int8 / float32 batch-1 faces/s: {checks['int8_speedup_b1']:.2f}x (target >= 2x)", ""]
+    if report.get("command"):
+        lines += [f"Made by: `{report['command']}`", ""]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 
@@ -34,8 +35,11 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.calibration < 7:
         raise ValueError(f"--calibration {args.calibration}: need at least one face per class (7)")
     try:
+        command = "emo7ion convert " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("convert") + 1:]) \
+            if "convert" in sys.argv else ""
         result = convert(args.model, args.data, args.out, val=args.val, calibration=args.calibration,
-                         max_drop=args.max_drop, model_version=args.model_version, progress=sys.stderr.isatty())
+                         max_drop=args.max_drop, model_version=args.model_version, progress=sys.stderr.isatty(),
+                         command=command)
     except ParityError as error:
         print(f"emo7ion convert: FAILED: {error}", file=sys.stderr)
         return 1
