@@ -103,6 +103,14 @@ class Ingest:
             log.warning("broker connection lost (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._receive(client, message)
+        except Exception:  # noqa: BLE001  a bug here must cost one message, never the network thread
+            self.stats.rejected["internal"] += 1
+            log.exception("unexpected error handling a message on %r; rejected", message.topic[:200])
+            client.ack(message.mid, message.qos)
+
+    def _receive(self, client, message: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
         if messages.is_mood_topic(message.topic):  # our own output, seen through the wildcard
             client.ack(message.mid, message.qos)
@@ -140,22 +148,35 @@ class Ingest:
             if batch:
                 self._write(batch)
 
+    def _store(self, batch: list) -> int:
+        """One transaction for the batch's windows, then its statuses and health; windows newly stored."""
+        stored = self.store.add_windows([item for item, _, _ in batch if isinstance(item, messages.Window)])
+        for item, _, _ in batch:
+            if isinstance(item, messages.Status):
+                self.store.set_status(item)
+                self.stats.statuses += 1
+            elif isinstance(item, messages.Health):
+                self.store.set_health(item)
+                self.stats.health += 1
+        return stored
+
     def _write(self, batch: list) -> None:
         windows = [item for item, _, _ in batch if isinstance(item, messages.Window)]
         delay = 0.5
         while True:
             try:
-                stored = self.store.add_windows(windows)
-                for item, _, _ in batch:
-                    if isinstance(item, messages.Status):
-                        self.store.set_status(item)
-                        self.stats.statuses += 1
-                    elif isinstance(item, messages.Health):
-                        self.store.set_health(item)
-                        self.stats.health += 1
+                stored = self._store(batch)
                 break
-            except Exception as error:  # a locked or unreachable database: keep the batch, retry with backoff
+            except Exception as error:  # noqa: BLE001  any database error: decide between retry and isolate
                 self.stats.store_errors += 1
+                if not self.store.is_transient(error):
+                    # The database refused the data itself: store the messages one by one and reject (and
+                    # acknowledge) only those that fail, instead of blocking the stream behind a poison message.
+                    try:
+                        stored = self._isolate(batch)
+                        break
+                    except Exception as again:  # noqa: BLE001  the database went away meanwhile: retry it all
+                        error = again
                 log.error("storing %d message(s) failed (%s); retrying in %.1f s", len(batch), error, delay)
                 if self._stop.wait(delay):
                     return  # shutting down: left unacknowledged, so the broker delivers them again
@@ -168,3 +189,16 @@ class Ingest:
         for _, mid, qos in batch:
             self.client.ack(mid, qos)
         self.changes.bump({item.venue for item, _, _ in batch})
+
+    def _isolate(self, batch: list) -> int:
+        stored = 0
+        for entry in batch:
+            try:
+                stored += self._store([entry])
+            except Exception as error:  # noqa: BLE001  this one message cannot be stored: reject it, go on
+                if self.store.is_transient(error):
+                    raise
+                self.stats.rejected["store"] += 1
+                log.error("could not store a message from %s/%s (%s); rejected", entry[0].venue, entry[0].camera,
+                          error)
+        return stored

@@ -235,6 +235,16 @@ class Store:
             return [tuple(r) for r in self._query("SELECT venue, camera, seq FROM windows "
                                                   "ORDER BY venue, camera, seq")]
 
+    def is_transient(self, error: BaseException) -> bool:
+        """A locked, full, unreachable or restarting database (retry later), as opposed to data it refuses."""
+        if isinstance(error, sqlite3.OperationalError):
+            return True
+        if self.postgres:
+            import psycopg
+
+            return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+        return False
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -142,3 +142,27 @@ def test_stream_sends_mood_and_cameras(live_aggregator):
             if {"mood", "cameras"} <= set(events):
                 break
     assert events[:2] == ["mood", "cameras"]
+
+
+def test_a_message_the_database_refuses_does_not_block_the_stream(live_aggregator):
+    import sqlite3
+
+    live = live_aggregator
+    store = live.service.store
+    real_add = store.add_windows
+
+    def refuse_cam_9(windows, received=None):
+        if any(w.camera == "cam-9" for w in windows):
+            raise sqlite3.IntegrityError("refused by a constraint")
+        return real_add(windows, received)
+
+    store.add_windows = refuse_cam_9
+    live.publish_window("hall-a", "cam-1", {"happy": 3})
+    live.publish_window("hall-a", "cam-9", {"happy": 3})
+    live.publish_window("hall-a", "cam-2", {"sad": 3})
+    deadline = time.monotonic() + 15
+    stats = live.service.ingest.stats
+    while time.monotonic() < deadline and (stats.stored < 2 or not stats.rejected["store"]):
+        time.sleep(0.05)
+    assert stats.stored == 2 and stats.rejected["store"] == 1
+    assert {k[1] for k in store.window_keys()} == {"cam-1", "cam-2"}
