@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from emo7ion.core import messages
-from emo7ion.core.settings import ConfigError, apply_settings, read_toml, settings_from_environment
+from emo7ion.core.settings import ConfigError, layered
 
 ENV_PREFIX = "EMO7ION_AGG__"
 
@@ -60,9 +60,5 @@ class AggregatorConfig:
 
 def load(path: str | Path | None = None, overrides: dict | None = None,
          environ: dict[str, str] | None = None) -> AggregatorConfig:
-    config = AggregatorConfig()
-    if path:
-        apply_settings(config, read_toml(path), source=str(path))
-    apply_settings(config, settings_from_environment(ENV_PREFIX, environ))
-    apply_settings(config, {k: v for k, v in (overrides or {}).items() if v is not None})
-    return config.validate()
+    """Defaults < TOML file < environment < ``overrides`` (flags); validated before it is returned."""
+    return layered(AggregatorConfig(), path, ENV_PREFIX, overrides, environ).validate()

@@ -99,3 +99,13 @@ def apply_settings(config: Any, values: dict, source: str = "") -> None:
         _apply(config, values)
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}" if source else str(error)) from error
+
+
+def layered(config: Any, path: str | Path | None, env_prefix: str, overrides: dict | None = None,
+            environ: dict[str, str] | None = None) -> Any:
+    """Fill ``config`` from defaults < TOML file < ``env_prefix`` environment variables < ``overrides``."""
+    if path:
+        apply_settings(config, read_toml(path), source=str(path))
+    apply_settings(config, settings_from_environment(env_prefix, environ))
+    apply_settings(config, {k: v for k, v in (overrides or {}).items() if v is not None})
+    return config

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from emo7ion.core import messages
-from emo7ion.core.settings import ConfigError, apply_settings, read_toml, settings_from_environment
+from emo7ion.core.settings import ConfigError, layered
 
 ENV_PREFIX = "EMO7ION_EDGE__"
 """``EMO7ION_EDGE__BROKER__PASSWORD=...`` sets ``broker.password``; '__' separates levels."""
@@ -155,11 +155,7 @@ def _positive(key: str, value: float, allow_zero: bool = False) -> None:
 def load(path: str | Path | None = None, overrides: dict | None = None,
          environ: dict[str, str] | None = None) -> EdgeConfig:
     """Defaults < TOML file < environment < ``overrides`` (flags); validated before it is returned."""
-    config = EdgeConfig()
-    if path:
-        apply_settings(config, read_toml(path), source=str(path))
-    apply_settings(config, settings_from_environment(ENV_PREFIX, environ))
-    apply_settings(config, {k: v for k, v in (overrides or {}).items() if v is not None})
+    config = layered(EdgeConfig(), path, ENV_PREFIX, overrides, environ)
     if not config.detector:
         from emo7ion.edge.detect import registry
 
