@@ -55,6 +55,17 @@ def register(commands) -> None:
     tune.add_argument("--hparams-out", help="where to write the best hyperparameters (default: OUT/best_hparams.json)")
     tune.set_defaults(handler=run_tune)
 
+    average = commands.add_parser(
+        "average", help="average the weights of models of one run (SWA), then re-measure batch norm",
+        description="Stochastic weight averaging: average the weights of two or more .keras models of the same "
+                    "architecture from one run (checkpoints, or a second learning-rate cycle started from the "
+                    "first), measure batch-norm statistics afresh on DATA's train split, report val accuracy and "
+                    "save the averaged model.")
+    average.add_argument("models", nargs="+", help=".keras models to average")
+    average.add_argument("--data", default=DEFAULT_DATA, help="dataset with train and val (default: %(default)s)")
+    average.add_argument("--out", required=True, help="the averaged .keras model")
+    average.set_defaults(handler=run_average)
+
     evaluate = commands.add_parser(
         "evaluate", help="accuracy, per-class figures, confusion matrix and speed of a model",
         description="Evaluate a .keras or .tflite model on an image-folder dataset (<emotion>/*.jpg). Prints "
@@ -100,6 +111,13 @@ def run_tune(args: argparse.Namespace) -> int:
                   epochs=args.epochs, subset=args.subset, batch_size=args.batch_size, seed=args.seed,
                   hparams_file=args.hparams_out)
     print(json.dumps(result))
+    return 0
+
+
+def run_average(args: argparse.Namespace) -> int:
+    from emo7ion.training.average import average
+
+    print(json.dumps(average(args.models, args.data, args.out, progress=sys.stderr.isatty())))
     return 0
 
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Turns a finished training run into the artifacts shipped in models/ (models/MODEL_CARD.md cites this):
+# the Keras model, its val evaluation and confusion heatmap, the int8 and float16 TFLite files and the
+# conversion report, and the training curves.
+# Usage: scripts/release_model.sh RUN_DIR [DATA] [VERSION]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${1:?usage: scripts/release_model.sh RUN_DIR [DATA] [VERSION]}
+DATA=${2:-../shared/data/fer2013/fer2013.tar.gz}
+VERSION=${3:-emo7ion-edge-1.0}
+EMO7ION=.venv/bin/emo7ion
+
+cp "$RUN/model.keras" models/emo7ion-edge.keras
+cp "$RUN/curves.png" models/training-curves.png
+$EMO7ION --log-level WARNING evaluate models/emo7ion-edge.keras "$DATA" --split val --batch-size 256 \
+    --plot models/confusion-val.png --json | tail -n 1 > models/eval-keras-val.json
+rm -rf runs/release-convert
+$EMO7ION --log-level WARNING convert models/emo7ion-edge.keras --data "$DATA" --out runs/release-convert \
+    --model-version "$VERSION"
+cp runs/release-convert/emo7ion-edge-int8.tflite runs/release-convert/emo7ion-edge-float16.tflite models/
+cp runs/release-convert/report.md models/conversion-report.md
+cp runs/release-convert/report.json models/conversion-report.json
+$EMO7ION --log-level WARNING evaluate models/emo7ion-edge-int8.tflite "$DATA" --split val --json \
+    | tail -n 1 > models/eval-int8-val.json
+echo "released $VERSION from $RUN into models/"
