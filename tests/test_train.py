@@ -41,3 +41,16 @@ def test_train_one_epoch_then_resume(tiny_data, tmp_path):
 def test_bad_settings_are_named(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="label_smoothing"):
         train(TrainConfig(data=str(tiny_data), out=str(tmp_path), label_smoothing=1.5))
+
+
+def test_average_of_a_run_keeps_its_architecture(tiny_model, tiny_data, tmp_path):
+    from emo7ion.training.average import average
+
+    result = average([str(tiny_model), str(tiny_model)], str(tiny_data), str(tmp_path / "swa.keras"), progress=False)
+    assert 0.0 <= result["val_accuracy"] <= 1.0
+    averaged = keras.models.load_model(tmp_path / "swa.keras", compile=False)
+    original = keras.models.load_model(tiny_model, compile=False)
+    conv = [w for w in averaged.weights if "conv" in w.path and "kernel" in w.path]
+    assert conv and np.allclose(np.asarray(conv[0]), np.asarray(original.get_layer("stem_conv").kernel))
+    with pytest.raises(ValueError, match="at least two"):
+        average([str(tiny_model)], str(tiny_data), str(tmp_path / "x.keras"), progress=False)
