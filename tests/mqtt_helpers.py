@@ -15,7 +15,8 @@ from paho.mqtt.properties import Properties
 from emo7ion.broker_config.runner import Mosquitto, free_port
 
 
-def start_plain_broker(folder: Path, port: int | None = None, persistence: bool = False) -> Mosquitto:
+def start_plain_broker(folder: Path, port: int | None = None, persistence: bool = False,
+                       save_every_change: bool = False) -> Mosquitto:
     """A loopback-only, anonymous broker (the edge tests exercise the agent, not authentication)."""
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
@@ -24,6 +25,8 @@ def start_plain_broker(folder: Path, port: int | None = None, persistence: bool 
     lines = [f"user {getpass.getuser()}", f"listener {port} 127.0.0.1", "allow_anonymous true",
              f"persistence {str(persistence).lower()}",
              f"persistence_location {folder}/", "max_queued_messages 100000"]
+    if save_every_change:  # write the session store after every queued message: survives a SIGKILL
+        lines += ["autosave_interval 1", "autosave_on_changes true"]
     config = folder / "mosquitto.conf"
     config.write_text("\n".join(lines) + "\n")
     return Mosquitto(config, port, folder / "mosquitto.log").start()
