@@ -57,7 +57,6 @@ class Publisher:
         self._inflight: dict[int, int] = {}   # mid -> seq
         self._early: dict[int, tuple[float, bool]] = {}  # acks that beat publish() back: mid -> (when, ok)
         self._last_sent = -1                  # highest seq handed to paho in this connection's lifetime
-        self.last_error = ""
         self._refused_backoff = 0.0  # grows while the broker refuses windows (a wrong ACL), resets on success
         self._retry_at = 0.0
         self.client = make_client(camera, broker)
@@ -113,11 +112,9 @@ class Publisher:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self.last_error = f"broker refused the connection: {reason_code}"
-            log.error("%s", self.last_error)
+            log.error("broker refused the connection: %s", reason_code)
             return
         log.info("connected to %s:%d as %s", self.broker.host, self.broker.port, self.camera)
-        self.last_error = ""
         client.publish(messages.camera_topic(self.venue, self.camera, "status"), self._status("online"),
                        qos=1, retain=True)
         with self._lock:
@@ -129,7 +126,6 @@ class Publisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         if not self._stop.is_set():
-            self.last_error = f"disconnected: {reason_code}"
             log.warning("broker connection lost (%s); paho reconnects with backoff", reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:

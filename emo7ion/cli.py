@@ -22,10 +22,6 @@ AREAS = (training_commands, converter_commands, edge_commands, broker_commands, 
          demo_commands, bench_commands)
 
 
-class UserError(Exception):
-    """A problem the user can fix (bad path, bad value); printed without a traceback, exit 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emo7ion",
@@ -56,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.handler(args) or 0)
-    except (UserError, FileNotFoundError, FileExistsError, ValueError, ModelError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError, ModelError) as error:  # the user's to fix
         logging.getLogger("emo7ion").debug("failed", exc_info=True)
         print(f"emo7ion {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -53,14 +53,12 @@ class LatestFrame:
         self._frame: np.ndarray | None = None
         self._taken = True
         self.skipped = 0
-        self.delivered = 0
 
     def put(self, frame: np.ndarray) -> None:
         with self._cond:
             if not self._taken:
                 self.skipped += 1
             self._frame, self._taken = frame, False
-            self.delivered += 1
             self._cond.notify()
 
     def take(self, timeout: float) -> np.ndarray | None:
