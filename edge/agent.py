@@ -35,6 +35,7 @@ class Stats:
     frames: int = 0
     faces: int = 0
     windows: int = 0
+    frame_errors: int = 0
     busy_s: float = 0.0
     detect_s: float = 0.0
     classify_s: float = 0.0
@@ -117,7 +118,7 @@ class Agent:
                     break
                 frame = self.capture.frames.take(timeout=0.2)
                 if frame is not None:
-                    self.process(frame)
+                    self._process_safely(frame)
                 elif self.capture.finished.is_set():
                     break
                 now = time.time()
@@ -130,6 +131,15 @@ class Agent:
         finally:
             self.shutdown()
         return self.stats
+
+    def _process_safely(self, frame) -> None:
+        """One bad frame (a decoder glitch, an odd size) costs that frame, not the agent."""
+        try:
+            self.process(frame)
+        except Exception:  # noqa: BLE001  logged with its traceback; months unattended beat one frame
+            self.stats.frame_errors += 1
+            if self.stats.frame_errors == 1 or self.stats.frame_errors % 100 == 0:
+                log.exception("frame failed (%d so far); skipping it", self.stats.frame_errors)
 
     def shutdown(self, flush_timeout: float = 5.0) -> None:
         self.stop.set()

@@ -257,3 +257,23 @@ def test_bad_config_key_stops_the_agent(tmp_path):
     result = subprocess.run([sys.executable, "-m", "emo7ion", "edge", "run", "--config", str(toml)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "broker.host" in result.stderr
+
+
+def test_a_frame_that_breaks_the_pipeline_costs_only_that_frame(tmp_path, crowd, model_path, caplog):
+    broker = start_plain_broker(tmp_path / "broker")
+    try:
+        agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(crowd)}))
+        real_detect, calls = agent.detector.detect, []
+
+        def flaky(frame):
+            calls.append(1)
+            if len(calls) % 2:
+                raise RuntimeError("decoder glitch")
+            return real_detect(frame)
+
+        agent.detector.detect = flaky
+        agent.run(duration=2.5)
+    finally:
+        broker.stop()
+    assert agent.stats.frame_errors >= 2 and agent.stats.frames >= 2
+    assert "frame failed" in caplog.text
