@@ -94,7 +94,7 @@ class Capture:
         while not self._stop.is_set():
             try:
                 self.source.open()
-            except SourceError as error:
+            except Exception as error:  # noqa: BLE001  any failure to open is retried with backoff
                 self._failed(error, delay)
                 if self._stop.wait(delay):
                     break
@@ -104,7 +104,7 @@ class Capture:
             try:
                 self._pump(interval)
                 delay = self.config.reopen_min_s  # it worked for a while: start the backoff afresh
-            except SourceError as error:
+            except Exception as error:  # noqa: BLE001  a driver's own exceptions too: reopen, never die
                 self._failed(error, delay)
                 if self._stop.wait(delay):
                     break
