@@ -102,6 +102,18 @@ def test_registry_names_the_bad_key():
         registry.create({"type": "haar", "min_neighbors": True})
 
 
+@pytest.mark.parametrize("kind", ["centerface", "blazeface"])
+@pytest.mark.parametrize("key, value, message", [
+    ("nms_iou", -0.1, "nms_iou=-0.1: must be within 0..1"),
+    ("tiles", 9, "tiles=9: must be within 1..8"),
+    ("tile_overlap", 0.95, "tile_overlap=0.95: must be within 0..0.9"),
+    ("threads", 0, "threads=0: must be at least 1"),
+])
+def test_tiled_detectors_check_their_shared_options(kind, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        registry.create({"type": kind, key: value})
+
+
 def test_registry_parses_strings_and_reports_missing_weights(tmp_path):
     detector = registry.create({"type": "haar", "scale_factor": "1.2", "min_neighbors": "4", "min_size": 30})
     assert (detector.options.scale_factor, detector.options.min_neighbors) == (1.2, 4)

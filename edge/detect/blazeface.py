@@ -16,7 +16,7 @@ import numpy as np
 
 from emo7ion.core.runtime import ModelError, interpreter_class
 from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
-from emo7ion.edge.detect.boxes import nms, tiles
+from emo7ion.edge.detect.boxes import check_tiled_options, nms, tiles
 
 KEY = "blazeface"
 
@@ -45,15 +45,7 @@ class Options:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model={self.model!r}: must be one of {', '.join(MODELS)}")
-        for key in ("threshold", "nms_iou"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"{key}={getattr(self, key)!r}: must be within 0..1")
-        if not 1 <= self.tiles <= 8:
-            raise ValueError(f"tiles={self.tiles!r}: must be within 1..8")
-        if not 0.0 <= self.tile_overlap <= 0.9:
-            raise ValueError(f"tile_overlap={self.tile_overlap!r}: must be within 0..0.9")
-        if self.threads < 1:
-            raise ValueError(f"threads={self.threads!r}: must be at least 1")
+        check_tiled_options(self)
 
 
 def default_model_path(model: str) -> Path:

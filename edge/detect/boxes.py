@@ -57,3 +57,16 @@ def _starts(length: int, tile: int, grid: int) -> Sequence[int]:
     if tile >= length:
         return [0]
     return [int(round(i * (length - tile) / (grid - 1))) for i in range(grid)]
+
+
+def check_tiled_options(options) -> None:
+    """The checks every tiled, NMS-merging detector's options share; raises ValueError naming the key."""
+    for key in ("threshold", "nms_iou"):
+        if not 0.0 <= getattr(options, key) <= 1.0:
+            raise ValueError(f"{key}={getattr(options, key)!r}: must be within 0..1")
+    if not 1 <= options.tiles <= 8:
+        raise ValueError(f"tiles={options.tiles!r}: must be within 1..8")
+    if not 0.0 <= options.tile_overlap <= 0.9:
+        raise ValueError(f"tile_overlap={options.tile_overlap!r}: must be within 0..0.9")
+    if options.threads < 1:
+        raise ValueError(f"threads={options.threads!r}: must be at least 1")

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
-from emo7ion.edge.detect.boxes import nms, tiles
+from emo7ion.edge.detect.boxes import check_tiled_options, nms, tiles
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +46,11 @@ class Options:
     threads: int = field(default=1, metadata={"help": "onnxruntime intra-op threads"})
 
     def __post_init__(self) -> None:
-        for key in ("threshold", "nms_iou"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"{key}={getattr(self, key)!r}: must be within 0..1")
         if not 0.05 <= self.upscale <= 8.0:
             raise ValueError(f"upscale={self.upscale!r}: must be within 0.05..8")
         if self.target_width < 0:
             raise ValueError(f"target_width={self.target_width!r}: must be 0 (off) or a width in pixels")
-        if not 1 <= self.tiles <= 8:
-            raise ValueError(f"tiles={self.tiles!r}: must be within 1..8")
-        if not 0.0 <= self.tile_overlap <= 0.9:
-            raise ValueError(f"tile_overlap={self.tile_overlap!r}: must be within 0..0.9")
-        if self.threads < 1:
-            raise ValueError(f"threads={self.threads!r}: must be at least 1")
+        check_tiled_options(self)
 
 
 def default_model_path() -> Path:
