@@ -3,6 +3,10 @@
 # the Keras model, its val evaluation and confusion heatmap, the int8 and float16 TFLite files and the
 # conversion report, and the training curves.
 # Usage: scripts/release_model.sh RUN_DIR [DATA] [VERSION]
+# With TFLITE_RUNTIME_EMO7ION set to the emo7ion command of a TensorFlow-free venv with tflite-runtime
+# (python3 -m venv V && V/bin/pip install 'numpy<2' tflite-runtime==2.14.0 -e '.[edge]'), the int8 model is also
+# evaluated under that interpreter. The card's tables are then rewritten from
+# the JSON files (scripts/card_figures.py); its prose stays yours to update.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: scripts/release_model.sh RUN_DIR [DATA] [VERSION]}
@@ -22,4 +26,10 @@ cp runs/release-convert/report.md models/conversion-report.md
 cp runs/release-convert/report.json models/conversion-report.json
 $EMO7ION --log-level WARNING evaluate models/emo7ion-edge-int8.tflite "$DATA" --split val --json \
     | tail -n 1 > models/eval-int8-val.json
+rm -f models/eval-int8-val-tflite-runtime.json
+if [[ -n "${TFLITE_RUNTIME_EMO7ION:-}" ]]; then
+    "$TFLITE_RUNTIME_EMO7ION" --log-level WARNING evaluate models/emo7ion-edge-int8.tflite "$DATA" --split val \
+        --interpreter tflite_runtime --json | tail -n 1 > models/eval-int8-val-tflite-runtime.json
+fi
+.venv/bin/python scripts/card_figures.py models
 echo "released $VERSION from $RUN into models/"
