@@ -15,7 +15,8 @@ import re
 import sys
 from pathlib import Path
 
-LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+from emo7ion.core.emotions import LABELS
+
 INTERPRETERS = {"ai_edge_litert": "LiteRT", "tflite_runtime": "tflite-runtime", "tensorflow": "tf.lite"}
 
 
@@ -32,6 +33,10 @@ def _size(size: int) -> str:
     return f"{size / 2**20:.1f} MiB" if size > 1.5 * 2**20 else f"{size / 1024:.0f} KiB"
 
 
+def _bold(text: str, bold: bool) -> str:
+    return f"**{text}**" if bold else text
+
+
 def _interpreter(result: dict) -> str:
     name = result.get("interpreter", "")
     return INTERPRETERS.get(name, name or "unknown interpreter")
@@ -39,9 +44,9 @@ def _interpreter(result: dict) -> str:
 
 def accuracy_table(keras: dict, int8: dict, tflite_runtime: dict | None) -> str:
     def row(name: str, result: dict, bold: bool = False) -> str:
-        top1 = f"{100 * result['accuracy']:.2f}%"
+        top1 = _bold(f"{100 * result['accuracy']:.2f}%", bold)
         per_class = " | ".join(f"{100 * result['per_class'][label]:.1f}" for label in LABELS)
-        return f"| {name} | {f'**{top1}**' if bold else top1} | {result['macro_f1']:.3f} | {per_class} |"
+        return f"| {name} | {top1} | {result['macro_f1']:.3f} | {per_class} |"
 
     lines = ["| model | top-1 | macro F1 | " + " | ".join(LABELS) + " |", "| --- " * (3 + len(LABELS)) + "|",
              row("Keras", keras, bold=True), row(f"int8 ({_interpreter(int8)})", int8)]
@@ -62,11 +67,10 @@ def conversion_table(report: dict) -> str:
     keras, variants, checks = report["keras"], report["variants"], report["checks"]
 
     def row(name: str, v: dict, bold: bool = False) -> str:
-        top1 = f"{100 * v['accuracy']:.2f}%"
-        speed = f"{v['faces_per_second_b1']:.0f}"
-        return (f"| {name} | {f'**{top1}**' if bold else top1} | {100 * v['agreement']:.2f}% | "
-                f"{v['max_prob_diff']:.4f} | {_size(v['size_bytes'])} | {f'**{speed}**' if bold else speed} | "
-                f"{v['faces_per_second_b32']:.0f} |")
+        top1 = _bold(f"{100 * v['accuracy']:.2f}%", bold)
+        speed = _bold(f"{v['faces_per_second_b1']:.0f}", bold)
+        return (f"| {name} | {top1} | {100 * v['agreement']:.2f}% | {v['max_prob_diff']:.4f} | "
+                f"{_size(v['size_bytes'])} | {speed} | {v['faces_per_second_b32']:.0f} |")
 
     names = {"float32": "float32", "float16": "float16", "dynamic-int8": "dynamic-range int8", "int8": "**int8**"}
     lines = ["| variant | val top-1 | agreement with Keras | largest prob. diff | size | faces/s b1 | faces/s b32 |",
@@ -82,9 +86,8 @@ def conversion_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def render(folder: Path) -> str:
-    card_path = folder / "MODEL_CARD.md"
-    card = card_path.read_text()
+def render(folder: Path, card: str) -> str:
+    """``card`` with every figures block regenerated from the JSON files in ``folder``."""
     keras = _load(folder, "eval-keras-val.json")
     figures = {
         "accuracy": accuracy_table(keras, _load(folder, "eval-int8-val.json"),
@@ -95,7 +98,8 @@ def render(folder: Path) -> str:
     for name, text in figures.items():
         pattern = re.compile(rf"(<!-- figures:{name} -->\n).*?(\n<!-- /figures:{name} -->)", re.S)
         if not pattern.search(card):
-            sys.exit(f"card_figures: {card_path} has no <!-- figures:{name} --> ... <!-- /figures:{name} --> block")
+            sys.exit(f"card_figures: {folder / 'MODEL_CARD.md'} has no <!-- figures:{name} --> ... "
+                     f"<!-- /figures:{name} --> block")
         card = pattern.sub(lambda m, text=text: m.group(1) + text + m.group(2), card)
     return card
 
@@ -104,10 +108,11 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     args = [a for a in argv if a != "--check"]
     folder = Path(args[0] if args else Path(__file__).resolve().parents[1] / "models")
-    card = render(folder)
     path = folder / "MODEL_CARD.md"
+    current = path.read_text()
+    card = render(folder, current)
     if check:
-        if card != path.read_text():
+        if card != current:
             print(f"{path}: figures differ from the JSON files; run scripts/card_figures.py", file=sys.stderr)
             return 1
         return 0
