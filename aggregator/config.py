@@ -31,6 +31,13 @@ class AggregatorConfig:
     batch_size: int = field(default=500, metadata={"help": "windows per database transaction at most"})
     batch_wait_s: float = field(default=0.2, metadata={"help": "longest wait to fill a batch"})
     queue_size: int = field(default=10_000, metadata={"help": "received, not yet stored (back-pressure beyond)"})
+    discovery: bool = field(default=True, metadata={"help": "publish Home Assistant MQTT discovery configs"})
+    discovery_prefix: str = field(default="homeassistant", metadata={"help": "Home Assistant's discovery prefix"})
+
+    @property
+    def identity(self) -> str:
+        """Names our status topic: the user name (which a broker may make the client id), else the client id."""
+        return self.username or self.client_id
 
     @property
     def subscription(self) -> str:
@@ -45,6 +52,14 @@ class AggregatorConfig:
                 messages.check_id(self.shared_group, "shared_group")
             except messages.MessageError as error:
                 raise ConfigError(str(error)) from error
+        try:
+            messages.aggregator_status_topic(self.identity)
+        except messages.MessageError as error:
+            raise ConfigError(f"{'username' if self.username else 'client_id'}: {error}") from error
+        if not self.discovery_prefix or any(char in self.discovery_prefix for char in "+#\0") \
+                or self.discovery_prefix.startswith("/") or self.discovery_prefix.endswith("/"):
+            raise ConfigError(f"discovery_prefix={self.discovery_prefix!r} must be a topic prefix such as "
+                              "'homeassistant' (no '+', '#', leading or trailing '/')")
         if self.ca_file and not Path(self.ca_file).is_file():
             raise ConfigError(f"ca_file {self.ca_file!r} does not exist")
         if not (self.db.startswith("postgresql://") or self.db.startswith("postgres://") or "://" not in self.db):

@@ -42,6 +42,7 @@ class IngestStats:
     store_errors: int = 0
     latency_sum_s: float = 0.0   # end of window -> stored, summed over stored windows
     connected: bool = False
+    connections: int = 0   # successful connects: a change tells publishers of retained topics to publish again
 
 
 class Ingest:
@@ -55,6 +56,7 @@ class Ingest:
         self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self.status_topic = messages.aggregator_status_topic(config.identity)
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -66,6 +68,8 @@ class Ingest:
         if urlparse(self.config.broker).scheme == "mqtts":
             client.tls_set(ca_certs=self.config.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
         client.reconnect_delay_set(1, 30)
+        # Our availability (Home Assistant reads it): "offline" by the broker when we vanish, "online" on connect.
+        client.will_set(self.status_topic, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -82,6 +86,10 @@ class Ingest:
 
     def stop(self) -> None:
         self._stop.set()  # first: the writer drains what it holds, and the disconnect is not a "lost" one
+        if self.stats.connected:  # a clean disconnect sends no will: say it ourselves
+            info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()
         self._writer.join(timeout=10)
@@ -93,6 +101,8 @@ class Ingest:
             log.error("broker refused the aggregator: %s", reason_code)
             return
         self.stats.connected = True
+        self.stats.connections += 1
+        client.publish(self.status_topic, "online", qos=1, retain=True)
         log.info("connected to %s (session present: %s); subscribing to %s", self.config.broker,
                  flags.session_present, self.config.subscription)
         client.subscribe(self.config.subscription, qos=1)

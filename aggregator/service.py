@@ -15,6 +15,7 @@ from emo7ion.aggregator import cameras, mood
 from emo7ion.aggregator.api import create_app
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
+from emo7ion.aggregator.discovery import Discovery
 from emo7ion.aggregator.ingest import Ingest
 from emo7ion.aggregator.store import Store
 from emo7ion.core import messages
@@ -35,6 +36,9 @@ class MoodPublisher:
         self._seen: dict[str, int] = {}
         self._published: dict[str, str] = {}
         self._last_refresh = 0.0
+        self._connections = 0
+        self.discovery = Discovery(ingest.client, config.discovery_prefix, ingest.status_topic,
+                                   config.mood_window_s) if config.discovery else None
         self.thread = threading.Thread(target=self._run, name="mood-publisher", daemon=True)
 
     def _run(self) -> None:
@@ -47,6 +51,12 @@ class MoodPublisher:
     def tick(self) -> None:
         versions = self.changes.snapshot()
         refresh = time.monotonic() - self._last_refresh > MOOD_REFRESH_S
+        if self.ingest.stats.connections != self._connections:  # (re)connected: publish retained topics again
+            self._connections = self.ingest.stats.connections
+            self._published.clear()
+            if self.discovery is not None:
+                self.discovery.forget()
+            refresh = True
         if refresh:
             self._last_refresh = time.monotonic()
         for venue_row in self.store.venues():
@@ -62,6 +72,8 @@ class MoodPublisher:
                 body = json.dumps({"v": messages.VERSION, "type": "mood", **document}, separators=(",", ":"))
                 comparable = json.dumps({k: v for k, v in document.items() if k != "ts"}, sort_keys=True)
                 if self._published.get(topic) != comparable and self.ingest.stats.connected:
+                    if self.discovery is not None:
+                        self.discovery.announce(venue, zone)
                     self.ingest.client.publish(topic, body, qos=1, retain=True)
                     self._published[topic] = comparable
 

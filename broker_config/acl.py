@@ -6,7 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from emo7ion.core.messages import ROOT, check_id
+from emo7ion.core.messages import AGGREGATOR_STATUS_ROOT, ROOT, check_id
+
+DISCOVERY_CONFIGS = "homeassistant/sensor/+/+/config"
+"""Home Assistant MQTT discovery under its default prefix (aggregator/discovery.py)."""
 
 
 def camera_rules(venue: str, camera: str) -> list[str]:
@@ -16,13 +19,16 @@ def camera_rules(venue: str, camera: str) -> list[str]:
 
 def aggregator_rules() -> list[str]:
     """Read everything under the root, shared subscriptions included (Mosquitto checks each delivered
-    message's own topic), and publish only venue mood."""
-    return [f"topic read {ROOT}/#", f"topic write {ROOT}/+/mood", f"topic write {ROOT}/+/mood/+"]
+    message's own topic), and publish only venue mood, its own availability and Home Assistant discovery."""
+    return [f"topic read {ROOT}/#", f"topic write {ROOT}/+/mood", f"topic write {ROOT}/+/mood/+",
+            f"topic write {AGGREGATOR_STATUS_ROOT}/+/status", f"topic write {DISCOVERY_CONFIGS}"]
 
 
 def viewer_rules() -> list[str]:
-    """A dashboard reads venue mood, per venue and per zone; nothing from cameras."""
-    return [f"topic read {ROOT}/+/mood", f"topic read {ROOT}/+/mood/+"]
+    """A dashboard (or Home Assistant) reads venue mood, per venue and per zone, the aggregators' availability
+    and their discovery configs; nothing from cameras."""
+    return [f"topic read {ROOT}/+/mood", f"topic read {ROOT}/+/mood/+", f"topic read {AGGREGATOR_STATUS_ROOT}/+/status",
+            f"topic read {DISCOVERY_CONFIGS}"]
 
 
 def users(acl_file: str | Path) -> set[str]:

@@ -75,6 +75,17 @@ SUBSCRIPTION = f"{ROOT}/+/+/+"
 """What an aggregator subscribes to: every camera's counts, status and health."""
 
 
+AGGREGATOR_STATUS_ROOT = "emo7ion/aggregator"
+"""Outside the v1 tree: ``{AGGREGATOR_STATUS_ROOT}/{client_id}/status`` is "online" or "offline" (the
+aggregator's retained last will), what Home Assistant's availability follows."""
+
+
+def aggregator_status_topic(client_id: str) -> str:
+    if not client_id or any(char in client_id for char in "/+#\0"):
+        raise MessageError(f"aggregator client id {client_id!r} cannot be part of a topic (no '/', '+', '#')")
+    return f"{AGGREGATOR_STATUS_ROOT}/{client_id}/status"
+
+
 def parse_topic(topic: str) -> tuple[str, str, str]:
     """(venue, camera, kind) of a camera topic, or MessageError for anything else."""
     parts = topic.split("/")

@@ -20,6 +20,7 @@ FLAGS = (
     ("--token", "token", "require this bearer token on the API (prefer EMO7ION_AGG__TOKEN)"),
     ("--mood-window", "mood_window_s", "seconds of the venue mood's sliding window (default 300)"),
     ("--retention-days", "retention_days", "days of windows to keep (default 30)"),
+    ("--discovery-prefix", "discovery_prefix", "Home Assistant MQTT discovery prefix (default homeassistant)"),
 )
 
 
@@ -36,6 +37,8 @@ def register(commands) -> None:
     run.add_argument("--config", help="aggregator.toml")
     for flag, key, text in FLAGS:
         run.add_argument(flag, dest="set_" + key, metavar=key.upper(), help=text)
+    run.add_argument("--no-discovery", dest="set_discovery", action="store_const", const="false",
+                     help="publish no Home Assistant discovery configs (config key discovery = false)")
     run.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     run.set_defaults(handler=run_aggregator)
 

@@ -1,0 +1,99 @@
+"""Home Assistant MQTT discovery: retained sensor configs for each venue (and zone), so Home Assistant
+shows the mood with no hand-written YAML.
+
+No new state topic: each sensor reads the retained mood topic (``emo7ion/v1/{venue}/mood[/{zone}]``)
+through a ``value_template``, and its availability follows the aggregator's status topic (its last will).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from emo7ion.core import messages
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "sensor"
+
+
+@dataclass(frozen=True)
+class Sensor:
+    key: str          # the mood document's field, and the last part of the object id
+    name: str
+    extra: dict
+
+
+def sensors(window_s: float) -> tuple[Sensor, ...]:
+    minutes = f"{window_s / 60:g}"
+    return (
+        Sensor("dominant", "Dominant emotion", {"icon": "mdi:emoticon-outline"}),
+        Sensor("positivity", "Positivity", {"state_class": "measurement", "icon": "mdi:thumbs-up-down",
+                                            "suggested_display_precision": 2}),
+        Sensor("faces", f"Face detections in the last {minutes} min",
+               {"state_class": "measurement", "unit_of_measurement": "detections", "icon": "mdi:face-recognition"}),
+        Sensor("cameras_online", "Cameras online", {"state_class": "measurement", "icon": "mdi:cctv"}),
+    )
+
+
+def object_id(key: str, zone: str | None) -> str:
+    return key if zone is None else f"{zone}_{key}"
+
+
+def config_topic(prefix: str, venue: str, zone: str | None, key: str) -> str:
+    """``{prefix}/sensor/emo7ion_{venue}/{object_id}/config``: one node per venue, ids in HA's [a-z0-9_-]."""
+    return f"{prefix}/{COMPONENT}/emo7ion_{messages.check_id(venue, 'venue')}/{object_id(key, zone)}/config"
+
+
+def sensor_config(sensor: Sensor, venue: str, zone: str | None, availability_topic: str, version: str) -> dict:
+    """One sensor's discovery payload. Ids use '.', which venue and zone ids cannot contain, so they never clash."""
+    where = "" if zone is None else f"{zone}: "
+    return {
+        "name": f"{where}{sensor.name}",
+        "unique_id": f"emo7ion.{venue}.{zone or ''}.{sensor.key}",
+        "state_topic": messages.mood_topic(venue, zone),
+        # HA reads a rendered "None" (no faces in the window yet) as "unknown".
+        "value_template": f"{{{{ value_json.{sensor.key} }}}}",
+        "availability_topic": availability_topic,
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": {"identifiers": [f"emo7ion.{venue}"], "name": f"Emo7ion {venue}", "manufacturer": "Emo7ion",
+                   "model": "venue mood", "sw_version": version},
+        "origin": {"name": "emo7ion", "sw_version": version},
+        **sensor.extra,
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("emo7ion")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Discovery:
+    """Announces a venue's (or zone's) sensors once per broker connection, before its first mood."""
+
+    def __init__(self, client, prefix: str, availability_topic: str, window_s: float):
+        self.client, self.prefix, self.availability_topic = client, prefix, availability_topic
+        self.sensors = sensors(window_s)
+        self.version = _version()
+        self._announced: set[tuple[str, str | None]] = set()
+
+    def forget(self) -> None:
+        """After a reconnect: the broker may have lost retained messages (a broker without persistence)."""
+        self._announced.clear()
+
+    def announce(self, venue: str, zone: str | None) -> None:
+        if (venue, zone) in self._announced:
+            return
+        for sensor in self.sensors:
+            body = sensor_config(sensor, venue, zone, self.availability_topic, self.version)
+            self.client.publish(config_topic(self.prefix, venue, zone, sensor.key),
+                                json.dumps(body, separators=(",", ":")), qos=1, retain=True)
+        self._announced.add((venue, zone))
+        log.info("Home Assistant discovery: %d sensors for %s%s under %s/", len(self.sensors), venue,
+                 "" if zone is None else f"/{zone}", self.prefix)

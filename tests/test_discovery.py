@@ -1,0 +1,108 @@
+"""Home Assistant MQTT discovery through a real Mosquitto: retained configs for each venue and zone, and
+sensor states that follow the venue mood as Home Assistant would render them."""
+
+import json
+import re
+
+import pytest
+from mqtt_helpers import Recorder
+
+from conftest import LiveAggregator
+from emo7ion.aggregator.config import load
+from emo7ion.core.settings import ConfigError
+
+TEMPLATE = re.compile(r"^\{\{ value_json\.([a-z_]+) \}\}$")
+KEYS = ("dominant", "positivity", "faces", "cameras_online")
+
+
+def render(config: dict, payload: bytes) -> str:
+    """What Home Assistant shows for ``config`` on ``payload``: the templates we publish are only
+    ``{{ value_json.FIELD }}``, and Jinja renders a JSON null as "None" (which HA reads as unknown)."""
+    field = TEMPLATE.fullmatch(config["value_template"]).group(1)
+    value = json.loads(payload)[field]
+    return "None" if value is None else str(value)
+
+
+def configs(recorder: Recorder) -> dict[str, tuple[dict, bool]]:
+    with recorder._lock:
+        return {t: (json.loads(p), r) for t, p, r in recorder.messages if t.startswith("homeassistant/")}
+
+
+def latest(recorder: Recorder, topic: str) -> bytes | None:
+    with recorder._lock:
+        found = [p for t, p, _ in recorder.messages if t == topic]
+    return found[-1] if found else None
+
+
+@pytest.fixture
+def live(tmp_path):
+    live = LiveAggregator(tmp_path)
+    yield live
+    live.close()
+
+
+def test_configs_retained_per_venue_and_zone_and_states_follow_mood(live):
+    live.publish_status("hall-a", "cam-1", "online", zone="front")
+    live.publish_window("hall-a", "cam-1", {"happy": 6, "neutral": 2}, zone="front")
+    live.publish_window("hall-b", "cam-1", {"sad": 5})
+    assert live.wait_stored(2)
+    expected = {f"homeassistant/sensor/emo7ion_{venue}/{prefix}{key}/config"
+                for venue, prefix in (("hall-a", ""), ("hall-a", "front_"), ("hall-b", "")) for key in KEYS}
+    first = Recorder(live.broker.port, "homeassistant/#", client_id="ha-first")
+    assert first.wait_for(lambda r: expected <= set(configs(r)), timeout=15), sorted(configs(first))
+    first.close()
+
+    # A Home Assistant that connects later gets every config retained, and the state topics they name.
+    ha = Recorder(live.broker.port, "#", client_id="home-assistant")
+    assert ha.wait_for(lambda r: expected <= set(configs(r)), timeout=10)
+    found = configs(ha)
+    assert all(retained for topic, (_, retained) in found.items() if topic in expected)
+    unique_ids = {body["unique_id"] for body, _ in found.values()}
+    assert len(unique_ids) == len(found) == len(expected)
+    dominant, _ = found["homeassistant/sensor/emo7ion_hall-a/dominant/config"]
+    front_faces, _ = found["homeassistant/sensor/emo7ion_hall-a/front_faces/config"]
+    assert dominant["state_topic"] == "emo7ion/v1/hall-a/mood"
+    assert front_faces["state_topic"] == "emo7ion/v1/hall-a/mood/front"
+    assert dominant["device"]["identifiers"] == front_faces["device"]["identifiers"] == ["emo7ion.hall-a"]
+    assert "5 min" in front_faces["name"] and front_faces["unit_of_measurement"] == "detections"
+    assert dominant["availability_topic"] == live.service.ingest.status_topic
+    assert ha.wait_for(lambda r: latest(r, dominant["availability_topic"]) == b"online", timeout=5)
+
+    assert ha.wait_for(lambda r: latest(r, dominant["state_topic"]) is not None, timeout=10)
+    assert render(dominant, latest(ha, dominant["state_topic"])) == "happy"
+    assert render(front_faces, latest(ha, front_faces["state_topic"])) == "8"
+
+    # The crowd turns sad: the state Home Assistant renders changes with the next mood.
+    live.publish_window("hall-a", "cam-1", {"sad": 30}, zone="front")
+    assert ha.wait_for(lambda r: render(dominant, latest(r, dominant["state_topic"])) == "sad", timeout=15)
+    assert render(front_faces, latest(ha, front_faces["state_topic"])) == "38"
+    positivity, _ = found["homeassistant/sensor/emo7ion_hall-a/positivity/config"]
+    assert float(render(positivity, latest(ha, positivity["state_topic"]))) == pytest.approx((6 - 30) / 38, abs=1e-3)
+
+    # A clean stop says "offline" on the availability topic (a crash leaves it to the broker's will).
+    live.service.stop()
+    assert ha.wait_for(lambda r: latest(r, dominant["availability_topic"]) == b"offline", timeout=10)
+    ha.close()
+
+
+def test_discovery_can_be_turned_off(tmp_path):
+    live = LiveAggregator(tmp_path, discovery=False)
+    try:
+        live.publish_window("hall-a", "cam-1", {"happy": 3})
+        assert live.wait_stored(1)
+        recorder = Recorder(live.broker.port, "#", client_id="ha-off")
+        assert recorder.wait_for(lambda r: latest(r, "emo7ion/v1/hall-a/mood") is not None, timeout=15)
+        assert configs(recorder) == {}
+        recorder.close()
+    finally:
+        live.close()
+
+
+def test_discovery_settings_are_checked():
+    assert load(None, {"discovery_prefix": "ha/prod"}, environ={}).discovery_prefix == "ha/prod"
+    assert load(None, {}, environ={"EMO7ION_AGG__DISCOVERY": "false"}).discovery is False
+    for bad in ("", "home/#", "/homeassistant", "homeassistant/"):
+        with pytest.raises(ConfigError, match="discovery_prefix"):
+            load(None, {"discovery_prefix": bad}, environ={})
+    with pytest.raises(ConfigError, match="client_id"):
+        load(None, {"client_id": "a/b"}, environ={})
