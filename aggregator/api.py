@@ -11,6 +11,7 @@ import json
 import secrets
 from importlib import resources
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
@@ -26,6 +27,19 @@ from emo7ion.core import messages
 
 MAX_MINUTES = 7 * 24 * 60
 MAX_POINTS = 5000
+TOKEN_COOKIE = "emo7ion_token"
+"""The dashboard's live stream (an EventSource cannot send headers) authenticates with this cookie."""
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                           "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                           "form-action 'none'; frame-ancestors 'none'")
+API_DOCS = ("/docs", "/redoc")
+"""FastAPI's documentation pages load their scripts from a CDN and inline: they keep the other headers only."""
 
 
 def _venue_id(venue: str) -> str:
@@ -48,12 +62,22 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
     app = FastAPI(title="Emo7ion aggregator", version=__version__,
                   description="Venue mood from anonymous per-window emotion counts. No images, ever.")
 
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        if not request.url.path.startswith(API_DOCS):
+            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        return response
+
     def authorise(request: Request) -> None:
+        """The token from an ``Authorization: Bearer`` header or the dashboard's cookie; never from the query
+        string, which ends up in proxy and server logs."""
         if not config.token:
             return
         header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
-        if not secrets.compare_digest(given.encode(), config.token.encode()):
+        given = header[7:] if header.lower().startswith("bearer ") else unquote(request.cookies.get(TOKEN_COOKIE, ""))
+        if not secrets.compare_digest(given.encode(errors="replace"), config.token.encode()):
             raise HTTPException(status_code=401, detail="a valid bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -102,35 +126,49 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
     def list_cameras(venue: str | None = None) -> list[dict]:
         return camera_rows(_venue_id(venue) if venue else None)
 
+    streams = {"open": 0}  # live streams being served (the event loop is one thread: no lock needed)
+
     @app.get("/api/stream", dependencies=guarded)
     async def stream(request: Request, venue: str) -> StreamingResponse:
         venue = _venue_id(venue)
+        if streams["open"] >= config.max_streams:
+            raise HTTPException(status_code=503, detail=f"{config.max_streams} live streams are open already "
+                                f"(max_streams); try again later", headers={"Retry-After": "10"})
+        streams["open"] += 1
 
         async def events():
-            last_version, last_mood, last_cameras, idle = None, None, None, 0.0
-            while not await request.is_disconnected():
-                version = changes.version(venue)
-                if version != last_version:
-                    last_version = version
-                    current = await asyncio.to_thread(mood_of, venue, None)
-                    comparable = {k: v for k, v in current.items() if k != "ts"}
-                    if comparable != last_mood:
-                        last_mood = comparable
-                        yield f"event: mood\ndata: {json.dumps(current)}\n\n"
-                    rows = await asyncio.to_thread(camera_rows, venue)
-                    if rows != last_cameras:
-                        last_cameras = rows
-                        yield f"event: cameras\ndata: {json.dumps(rows)}\n\n"
-                    idle = 0.0
-                await asyncio.sleep(1.0)
-                idle += 1.0
-                if idle >= 15:
-                    idle = 0.0
-                    last_version = None  # also refreshes camera staleness and the sliding window
-                    yield ": ping\n\n"
+            try:
+                async for event in mood_events(request, venue):
+                    yield event
+            finally:
+                streams["open"] -= 1
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def mood_events(request: Request, venue: str):
+        """Mood and camera rows whenever the venue changed, and a ping every 15 s."""
+        last_version, last_mood, last_cameras, idle = None, None, None, 0.0
+        while not await request.is_disconnected():
+            version = changes.version(venue)
+            if version != last_version:
+                last_version = version
+                current = await asyncio.to_thread(mood_of, venue, None)
+                comparable = {k: v for k, v in current.items() if k != "ts"}
+                if comparable != last_mood:
+                    last_mood = comparable
+                    yield f"event: mood\ndata: {json.dumps(current)}\n\n"
+                rows = await asyncio.to_thread(camera_rows, venue)
+                if rows != last_cameras:
+                    last_cameras = rows
+                    yield f"event: cameras\ndata: {json.dumps(rows)}\n\n"
+                idle = 0.0
+            await asyncio.sleep(1.0)
+            idle += 1.0
+            if idle >= 15:
+                idle = 0.0
+                last_version = None  # also refreshes camera staleness and the sliding window
+                yield ": ping\n\n"
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -140,6 +178,8 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
         except Exception as error:  # report, don't raise: this is the health check
             database = f"error: {error}"
         connected = bool(ingest_stats.connected) if ingest_stats is not None else None
+        if ingest_stats is not None and not ingest_stats.store_ok:
+            database = "error: the last write failed (disk full, database away?); retrying"
         healthy = database == "ok" and connected is not False
         if not healthy:
             raise HTTPException(status_code=503, detail={"database": database, "broker_connected": connected})

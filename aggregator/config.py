@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,6 +29,15 @@ class AggregatorConfig:
     host: str = field(default="127.0.0.1", metadata={"help": "HTTP bind address"})
     port: int = field(default=8080, metadata={"help": "HTTP port (0: pick a free one)"})
     token: str = field(default="", metadata={"help": "bearer token the API requires (empty: none)"})
+    allow_no_token: bool = field(default=False, metadata={
+        "help": "serve a non-loopback host without a token (anyone who reaches it reads the API)"})
+    max_streams: int = field(default=100, metadata={"help": "live dashboard streams served at once at most"})
+    check_windows: bool = field(default=True, metadata={
+        "help": "judge windows against time, each other and frames (off only to test the schema alone)"})
+    max_clock_skew_s: float = field(default=300.0, metadata={
+        "help": "a window or status dated further ahead than this is rejected"})
+    max_fps: float = field(default=30.0, metadata={"help": "frames per second a camera can report at most"})
+    max_faces_per_frame: int = field(default=100, metadata={"help": "faces one frame can hold at most"})
     batch_size: int = field(default=500, metadata={"help": "windows per database transaction at most"})
     batch_wait_s: float = field(default=0.2, metadata={"help": "longest wait to fill a batch"})
     queue_size: int = field(default=10_000, metadata={"help": "received, not yet stored (back-pressure beyond)"})
@@ -68,9 +78,25 @@ class AggregatorConfig:
                     "session_expiry_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+        for key in ("max_streams", "max_clock_skew_s", "max_fps", "max_faces_per_frame"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+        if not self.token and not self.allow_no_token and not is_loopback(self.host):
+            raise ConfigError(f"host={self.host!r} is reachable from other machines and no token is set: set "
+                              f"token (EMO7ION_AGG__TOKEN) or, to serve it open, allow_no_token=true")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port={self.port} is not a TCP port")
         return self
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can connect to ``host`` (a loopback address or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None,

@@ -22,8 +22,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from emo7ion.aggregator import plausibility
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
+from emo7ion.aggregator.ratelimit import RateLimitedLog
 from emo7ion.aggregator.store import Store
 from emo7ion.core import messages
 
@@ -44,6 +46,26 @@ class IngestStats:
     connected: bool = False
     connections: int = 0   # successful connects: a change tells publishers of retained topics to publish again
 
+    disconnects: int = 0   # connections lost (not our own stop)
+    store_ok: bool = True  # the last write committed (False from a failed write until one succeeds)
+    log_suppressed: int = 0  # rejection log lines left out by the rate limit
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A window judged unbelievable: not stored, but its seq is accounted for (it arrived)."""
+
+    window: messages.Window
+    reason: str
+
+    @property
+    def venue(self) -> str:
+        return self.window.venue
+
+    @property
+    def camera(self) -> str:
+        return self.window.camera
+
 
 class Ingest:
     """Owns the MQTT client and the writer thread; ``start``/``stop`` are idempotent and quick."""
@@ -53,6 +75,7 @@ class Ingest:
         self.store = store
         self.changes = changes
         self.stats = IngestStats()
+        self.rejections = RateLimitedLog(log)
         self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
@@ -110,6 +133,7 @@ class Ingest:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.stats.connected = False
         if not self._stop.is_set():
+            self.stats.disconnects += 1
             log.warning("broker connection lost (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
@@ -128,13 +152,30 @@ class Ingest:
         try:
             parsed = messages.parse(message.topic, message.payload)
         except messages.MessageError as error:
-            reason = error.reason
-            self.stats.rejected[reason] += 1
-            log.warning("rejected message on %r (%s): %s", message.topic[:200], reason, error)
+            self._reject(error.reason, "rejected message on %r (%s): %s", message.topic[:200], error.reason, error)
             client.ack(message.mid, message.qos)
             return
+        if message.retain and not isinstance(parsed, messages.Status):
+            # A retained window or health record is a replay (each was delivered live once): only the last
+            # status is worth keeping on the broker.
+            self._reject("retained", "ignored a retained %s on %r", type(parsed).__name__.lower(), message.topic[:200])
+            client.ack(message.mid, message.qos)
+            return
+        reason = plausibility.judge(parsed, time.time(), self.config)
+        if reason is not None:
+            self._reject(reason, "rejected %s from %s/%s (%s): %s", type(parsed).__name__.lower(), parsed.venue,
+                         parsed.camera, reason, plausibility.explain(reason, parsed, self.config))
+            if not isinstance(parsed, messages.Window):
+                client.ack(message.mid, message.qos)
+                return
+            parsed = Refused(parsed, reason)  # through the writer, which accounts for its seq and acknowledges
         # Blocks when the writer is behind: paho stops reading and the broker holds the rest.
         self._queue.put((parsed, message.mid, message.qos))
+
+    def _reject(self, reason: str, message: str, *args: object) -> None:
+        self.stats.rejected[reason] += 1
+        if not self.rejections.warning(reason, message, *args):
+            self.stats.log_suppressed = self.rejections.suppressed
 
     # -- writer thread
 
@@ -160,7 +201,12 @@ class Ingest:
 
     def _store(self, batch: list) -> int:
         """One transaction for the batch's windows, then its statuses and health; windows newly stored."""
-        stored = self.store.add_windows([item for item, _, _ in batch if isinstance(item, messages.Window)])
+        result = self.store.add_windows([item for item, _, _ in batch if isinstance(item, messages.Window)],
+                                        refuse_overlaps=self.config.check_windows,
+                                        refused=[item.window for item, _, _ in batch if isinstance(item, Refused)])
+        for window in result.overlapping:
+            self._reject("overlap", "rejected window %d from %s/%s (overlap): %s", window.seq, window.venue,
+                         window.camera, plausibility.explain("overlap", window, self.config))
         for item, _, _ in batch:
             if isinstance(item, messages.Status):
                 self.store.set_status(item)
@@ -168,22 +214,23 @@ class Ingest:
             elif isinstance(item, messages.Health):
                 self.store.set_health(item)
                 self.stats.health += 1
-        return stored
+        return result.stored, result.duplicates
 
     def _write(self, batch: list) -> None:
         windows = [item for item, _, _ in batch if isinstance(item, messages.Window)]
         delay = 0.5
         while True:
             try:
-                stored = self._store(batch)
+                stored, duplicates = self._store(batch)
                 break
             except Exception as error:  # noqa: BLE001  any database error: decide between retry and isolate
                 self.stats.store_errors += 1
+                self.stats.store_ok = False
                 if not self.store.is_transient(error):
                     # The database refused the data itself: store the messages one by one and reject (and
                     # acknowledge) only those that fail, instead of blocking the stream behind a poison message.
                     try:
-                        stored = self._isolate(batch)
+                        stored, duplicates = self._isolate(batch)
                         break
                     except Exception as again:  # noqa: BLE001  the database went away meanwhile: retry it all
                         error = again
@@ -192,23 +239,25 @@ class Ingest:
                     return  # shutting down: left unacknowledged, so the broker delivers them again
                 delay = min(delay * 2, 30.0)
         now = time.time()
+        self.stats.store_ok = True
         self.stats.stored += stored
-        self.stats.duplicates += len(windows) - stored
+        self.stats.duplicates += duplicates
         self.stats.latency_sum_s += sum(now - w.end.timestamp() for w in windows) if stored == len(windows) else 0.0
         self.stats.batches += 1
         for _, mid, qos in batch:
             self.client.ack(mid, qos)
         self.changes.bump({item.venue for item, _, _ in batch})
 
-    def _isolate(self, batch: list) -> int:
-        stored = 0
+    def _isolate(self, batch: list) -> tuple[int, int]:
+        stored = duplicates = 0
         for entry in batch:
             try:
-                stored += self._store([entry])
+                one, again = self._store([entry])
+                stored, duplicates = stored + one, duplicates + again
             except Exception as error:  # noqa: BLE001  this one message cannot be stored: reject it, go on
                 if self.store.is_transient(error):
                     raise
                 self.stats.rejected["store"] += 1
                 log.error("could not store a message from %s/%s (%s); rejected", entry[0].venue, entry[0].camera,
                           error)
-        return stored
+        return stored, duplicates

@@ -22,8 +22,18 @@ def render_metrics(stats, camera_rows: list[dict]) -> str:
         metric("emo7ion_store_errors_total", "counter", "failed store transactions (retried)",
                [("", stats.store_errors)])
         metric("emo7ion_broker_connected", "gauge", "1 while connected to the broker", [("", int(stats.connected))])
+        metric("emo7ion_broker_disconnects_total", "counter", "broker connections lost", [("", stats.disconnects)])
+        metric("emo7ion_store_writable", "gauge", "0 from a failed store write until one succeeds",
+               [("", int(stats.store_ok))])
+        metric("emo7ion_rejection_log_suppressed_total", "counter", "rejection log lines left out by the rate limit",
+               [("", stats.log_suppressed)])
     states: dict[str, int] = {"online": 0, "offline": 0, "unknown": 0}
     for row in camera_rows:
         states[row["state"]] = states.get(row["state"], 0) + 1
+    missing = [(f'{{venue="{row["venue"]}",camera="{row["camera"]}"}}', row["missing"])
+               for row in camera_rows if row.get("missing")]
+    metric("emo7ion_windows_missing", "gauge", "windows skipped in the cameras' sequences that never arrived "
+           "(dropped on the way, e.g. by a full broker queue)", [("", sum(value for _, value in missing))])
+    metric("emo7ion_camera_windows_missing", "gauge", "missing windows per camera (cameras with any)", missing)
     metric("emo7ion_cameras", "gauge", "cameras by state", [(f'{{state="{s}"}}', n) for s, n in sorted(states.items())])
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from emo7ion.core import emotions, messages
 
@@ -31,10 +32,23 @@ SCHEMA = [
         received_ts DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (venue, camera, seq, start_ts))""",
     "CREATE INDEX IF NOT EXISTS windows_by_venue_time ON windows (venue, end_ts)",
+    "CREATE INDEX IF NOT EXISTS windows_by_camera_time ON windows (venue, camera, end_ts)",
     """CREATE TABLE IF NOT EXISTS cameras (
         venue TEXT NOT NULL, camera TEXT NOT NULL, zone TEXT, state TEXT NOT NULL, last_seen DOUBLE PRECISION,
         state_ts DOUBLE PRECISION, agent TEXT, model TEXT, health TEXT, PRIMARY KEY (venue, camera))""",
 ]
+
+CAMERA_COLUMNS = {"max_seq": "BIGINT", "last_end": "DOUBLE PRECISION", "missing": "BIGINT NOT NULL DEFAULT 0"}
+"""Sequence accounting per camera (added to databases made before it): the highest seq seen, the end of
+the latest window, and how many seqs were skipped and never arrived (what the broker dropped)."""
+
+OVERLAPPING = ("SELECT 1 FROM windows WHERE venue = ? AND camera = ? AND end_ts > ? AND end_ts < ? "
+               "AND start_ts < ? AND NOT (seq = ? AND start_ts = ?) LIMIT 1")
+"""Another window of the camera that shares time with [start, end); ``end_ts < end + MAX_WINDOW_SECONDS``
+bounds the index range (no window is longer)."""
+
+MIN_WINDOW_S = 1.0
+"""The shortest window an agent makes: a seq jump larger than the time passed allows is a new outbox."""
 
 SCHEMA_LOCK = 0x656D6F37  # PostgreSQL advisory lock key ("emo7") held while creating the schema
 
@@ -46,6 +60,42 @@ UPSERT_SEEN = ("INSERT INTO cameras (venue, camera, zone, state, last_seen) VALU
                "ON CONFLICT (venue, camera) DO UPDATE SET last_seen = "
                "CASE WHEN cameras.last_seen IS NULL OR excluded.last_seen > cameras.last_seen "
                "THEN excluded.last_seen ELSE cameras.last_seen END, zone = COALESCE(excluded.zone, cameras.zone)")
+
+
+class WriteResult(NamedTuple):
+    stored: int
+    duplicates: int
+    overlapping: list
+
+
+@dataclass
+class SeqState:
+    """One camera's sequence accounting while a batch is written."""
+
+    max_seq: int | None
+    last_end: float | None
+    missing: int
+
+    def account(self, seq: int, start: float, end: float, dated: bool = True) -> None:
+        """Count the seqs skipped before ``seq``, or one fewer missing when a late one fills a gap. A seq that
+        goes back while time goes on (an outbox reset) or jumps further than the time passed allows starts a
+        new run, counted as nothing. ``dated`` False: the window's times are not to be believed (refused)."""
+        if self.max_seq is None or self.last_end is None:
+            self.max_seq, self.last_end = seq, end if dated else None
+            return
+        later = start >= self.last_end - 1e-3
+        if seq > self.max_seq:
+            gap = seq - self.max_seq - 1
+            if dated and later and gap <= (start - self.last_end) / MIN_WINDOW_S + 1:
+                self.missing += gap
+            self.max_seq = seq
+        elif seq < self.max_seq:
+            if later and dated:
+                self.max_seq = seq  # an outbox reset: seq from 0 again
+            elif self.missing:
+                self.missing -= 1
+        if dated:
+            self.last_end = max(self.last_end, end)
 
 
 @dataclass(frozen=True)
@@ -70,7 +120,18 @@ class Store:
                 self._execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
             for statement in SCHEMA:
                 self._execute(statement)
+            self._add_camera_columns()
             self._commit()
+
+    def _add_camera_columns(self) -> None:
+        if self.postgres:
+            for name, kind in CAMERA_COLUMNS.items():
+                self._execute(f"ALTER TABLE cameras ADD COLUMN IF NOT EXISTS {name} {kind}")
+            return
+        present = {row[1] for row in self._execute("PRAGMA table_info(cameras)").fetchall()}
+        for name, kind in CAMERA_COLUMNS.items():
+            if name not in present:
+                self._execute(f"ALTER TABLE cameras ADD COLUMN {name} {kind}")
 
     # -- engine differences, kept here
 
@@ -117,28 +178,61 @@ class Store:
 
     # -- writing
 
-    def add_windows(self, windows: Sequence[messages.Window], received: float | None = None) -> int:
-        """Store a batch in one transaction; the number newly stored (duplicates are skipped)."""
-        if not windows:
-            return 0
+    def add_windows(self, windows: Sequence[messages.Window], received: float | None = None, *,
+                    refuse_overlaps: bool = True, refused: Sequence[messages.Window] = ()) -> WriteResult:
+        """Store a batch in one transaction: new windows are stored, redeliveries (same seq and start) skipped
+        as duplicates and, with ``refuse_overlaps``, a window sharing time with another of its camera's is
+        refused (returned in ``overlapping``), so a camera counts once for any moment. ``refused``: windows
+        judged unbelievable elsewhere, whose seqs are accounted for (not missing) but not stored."""
+        if not windows and not refused:
+            return WriteResult(0, 0, [])
         received = time.time() if received is None else received
-        rows = [(w.venue, w.camera, w.seq, w.start.timestamp(), w.end.timestamp(), w.zone, w.frames, w.faces,
-                 int(w.withheld), *[None if w.counts is None else w.counts[label] for label in emotions.LABELS],
-                 w.mean_confidence, w.model.get("sha256", ""), w.model.get("version"), received) for w in windows]
-        seen = {}
-        for w in windows:
-            key = (w.venue, w.camera)
-            seen[key] = (w.zone, max(seen.get(key, (None, 0.0))[1], w.end.timestamp()))
+        stored, duplicates, overlapping, accounted = 0, 0, [], []
+        seen: dict[tuple[str, str], tuple[str | None, float]] = {}
         with self._lock:
             try:
-                stored = sum(max(self._execute(INSERT_WINDOW, row).rowcount, 0) for row in rows)
+                for w in windows:
+                    start, end = w.start.timestamp(), w.end.timestamp()
+                    if refuse_overlaps and self._execute(OVERLAPPING, (
+                            w.venue, w.camera, start, end + messages.MAX_WINDOW_SECONDS, end, w.seq, start)).fetchall():
+                        overlapping.append(w)
+                        accounted.append((w, True))
+                        continue
+                    row = (w.venue, w.camera, w.seq, start, end, w.zone, w.frames, w.faces, int(w.withheld),
+                           *[None if w.counts is None else w.counts[label] for label in emotions.LABELS],
+                           w.mean_confidence, w.model.get("sha256", ""), w.model.get("version"), received)
+                    if max(self._execute(INSERT_WINDOW, row).rowcount, 0):
+                        stored += 1
+                        accounted.append((w, True))
+                        key = (w.venue, w.camera)
+                        seen[key] = (w.zone, max(seen.get(key, (None, 0.0))[1], end))
+                    else:
+                        duplicates += 1
                 for (venue, camera), (zone, last) in seen.items():
                     self._execute(UPSERT_SEEN, (venue, camera, zone, last))
+                self._account(accounted + [(w, False) for w in refused])
                 self._commit()
             except Exception:
                 self._rollback()
                 raise
-        return stored
+        return WriteResult(stored, duplicates, overlapping)
+
+    def _account(self, windows: list[tuple[messages.Window, bool]]) -> None:
+        """Inside the batch's transaction: advance each camera's sequence accounting (cameras with a row)."""
+        by_camera: dict[tuple[str, str], list[tuple[messages.Window, bool]]] = {}
+        for window, dated in windows:
+            by_camera.setdefault((window.venue, window.camera), []).append((window, dated))
+        lock = " FOR UPDATE" if self.postgres else ""
+        for (venue, camera), items in by_camera.items():
+            row = self._execute(f"SELECT max_seq, last_end, missing FROM cameras WHERE venue = ? AND camera = ?{lock}",
+                                (venue, camera)).fetchone()
+            if row is None:
+                continue
+            state = SeqState(row[0], row[1], int(row[2] or 0))
+            for window, dated in items:
+                state.account(window.seq, window.start.timestamp(), window.end.timestamp(), dated)
+            self._execute("UPDATE cameras SET max_seq = ?, last_end = ?, missing = ? WHERE venue = ? AND camera = ?",
+                          (state.max_seq, state.last_end, state.missing, venue, camera))
 
     def set_status(self, status: messages.Status) -> None:
         with self._lock:
@@ -187,7 +281,7 @@ class Store:
                 for venue, count, last in rows]
 
     def cameras(self, venue: str | None = None) -> list[dict]:
-        query = "SELECT venue, camera, zone, state, last_seen, agent, model, health FROM cameras"
+        query = "SELECT venue, camera, zone, state, last_seen, agent, model, health, missing FROM cameras"
         params: tuple = ()
         if venue:
             query += " WHERE venue = ?"
@@ -195,8 +289,9 @@ class Store:
         with self._lock:
             rows = self._query(query + " ORDER BY venue, camera", params)
         return [{"venue": v, "camera": c, "zone": z, "state": s, "last_seen": seen, "agent": agent,
-                 "model": json.loads(model) if model else None, "health": json.loads(health) if health else None}
-                for v, c, z, s, seen, agent, model, health in rows]
+                 "model": json.loads(model) if model else None, "health": json.loads(health) if health else None,
+                 "missing": int(missing or 0)}
+                for v, c, z, s, seen, agent, model, health, missing in rows]
 
     def totals(self, venue: str, since: float, until: float, zone: str | None = None) -> Totals:
         """Faces and counts of the windows of ``venue`` (and zone) that ended in (since, until]."""

@@ -15,6 +15,7 @@ RESERVED_CAMERA_IDS = ("mood",)
 
 
 def camera_username(venue: str, camera: str) -> str:
+    """Also the camera's client id: the broker config makes every client's id its user name."""
     return f"camera.{check_id(venue, 'venue')}.{check_id(camera, 'camera')}"
 
 
@@ -37,7 +38,12 @@ def add_camera(directory: str | Path, venue: str, camera: str, rotate: bool = Fa
 
 def add_aggregator(directory: str | Path, name: str, rotate: bool = False) -> Credentials:
     """Credentials for an aggregator: reads every camera (plain or ``$share/{group}/...`` subscriptions),
-    publishes only ``emo7ion/v1/+/mood`` and ``emo7ion/v1/+/mood/+``."""
+    publishes venue mood, its own status and Home Assistant discovery configs.
+
+    The broker makes a client's id its user name (``use_username_as_clientid``), so the user name is also
+    the aggregator's persistent session: aggregators splitting one stream (``--shared-group``) each need
+    their own account (``add-aggregator DIR central-1``, ``central-2``, ...); two sharing one would take
+    each other's connection over."""
     return _add(directory, aggregator_username(name), acl.aggregator_rules(), f"aggregator {name}", rotate)
 
 

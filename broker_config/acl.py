@@ -6,15 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from emo7ion.core.messages import AGGREGATOR_STATUS_ROOT, ROOT, check_id
+from emo7ion.core.messages import AGGREGATOR_STATUS_ROOT, KINDS, ROOT, check_id
 
 DISCOVERY_CONFIGS = "homeassistant/sensor/+/+/config"
 """Home Assistant MQTT discovery under its default prefix (aggregator/discovery.py)."""
 
 
 def camera_rules(venue: str, camera: str) -> list[str]:
-    """Publish counts, status (its will included) and health under its own prefix; read nothing."""
-    return [f"topic write {ROOT}/{check_id(venue, 'venue')}/{check_id(camera, 'camera')}/+"]
+    """Publish its counts, status (its will included) and health and nothing else: no other sub-topic, so a
+    camera holds at most three retained messages on the broker; read nothing."""
+    prefix = f"{ROOT}/{check_id(venue, 'venue')}/{check_id(camera, 'camera')}"
+    return [f"topic write {prefix}/{kind}" for kind in KINDS]
 
 
 def aggregator_rules() -> list[str]:

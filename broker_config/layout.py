@@ -26,6 +26,15 @@ MANIFEST = "broker.json"
 FORMAT = 1
 MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024
 """A whole MQTT packet: the largest payload plus topic, MQTT 5 properties and, for CONNECT, the will."""
+TLS12_CIPHERS = ":".join(f"ECDHE-{key}-{suite}" for key in ("ECDSA", "RSA")
+                         for suite in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "CHACHA20-POLY1305"))
+"""TLS 1.2 suites the broker accepts: forward secrecy and AEAD only (our certificate is ECDSA; RSA for one
+brought from elsewhere)."""
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+"""Per client, payload bytes the broker queues beyond those in flight: about 500,000 windows of ~500 bytes,
+four hours of a 300-camera venue at 10 s windows for an aggregator that is away (docs/security.md)."""
+MAX_QUEUED_MESSAGES = 1_000_000
+"""A count bound above the byte bound, so bytes decide (a 10,000 count once dropped a burst silently)."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,8 @@ def render_config(layout: BrokerLayout, created: str) -> str:
                    conf=layout.conf, dir=layout.directory, passwd=layout.passwd, acl=layout.acl, user=layout.user,
                    port=layout.port, tls_listener=tls_listener, server_cert=layout.server_cert,
                    server_key=layout.server_key, ca_cert=layout.ca_cert, data=layout.data, log=layout.log,
-                   max_payload=MAX_PAYLOAD_BYTES, max_packet=MAX_PACKET_BYTES)
+                   max_payload=MAX_PAYLOAD_BYTES, max_packet=MAX_PACKET_BYTES, ciphers=TLS12_CIPHERS,
+                   max_queued_messages=MAX_QUEUED_MESSAGES, max_queued_bytes=MAX_QUEUED_BYTES)
 
 
 def init_broker(directory: str | Path, port: int = 1883, tls_port: int = 8883, dev: bool = False, *,

@@ -66,6 +66,12 @@ def camera_topic(venue: str, camera: str, kind: str) -> str:
     return f"{ROOT}/{check_id(venue, 'venue')}/{check_camera(camera)}/{kind}"
 
 
+def camera_client_id(venue: str, camera: str) -> str:
+    """A camera's MQTT client id and broker user name, ``camera.{venue}.{camera}``: unique per venue and camera
+    (ids cannot hold '.'), and what a broker with ``use_username_as_clientid`` enforces anyway."""
+    return f"camera.{check_id(venue, 'venue')}.{check_camera(camera)}"
+
+
 def mood_topic(venue: str, zone: str | None = None) -> str:
     base = f"{ROOT}/{check_id(venue, 'venue')}/mood"
     return base if zone is None else f"{base}/{check_id(zone, 'zone')}"

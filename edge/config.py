@@ -107,7 +107,7 @@ class OutboxConfig:
 @dataclass
 class EdgeConfig:
     venue: str = field(default="", metadata={"help": "venue id (a-z, 0-9, '-', '_')"})
-    camera: str = field(default="", metadata={"help": "camera id, unique in the venue (MQTT client id: camera.VENUE.CAMERA)"})
+    camera: str = field(default="", metadata={"help": "camera id, unique in the venue (MQTT id camera.VENUE.CAMERA)"})
     zone: str = field(default="", metadata={"help": "optional zone of the venue this camera watches"})
     window_s: float = field(default=10.0, metadata={"help": "seconds per published window"})
     min_faces: int = field(default=3, metadata={"help": "below this many faces a window's counts are withheld"})

@@ -3,8 +3,10 @@ acknowledged it, so a broker outage, a power cut or ``kill -9`` loses nothing th
 
 One SQLite file in WAL mode. Sequence numbers are allocated here, per camera, and survive restarts.
 The outbox is bounded by count and age; what it drops is counted and reported in the next health
-record. A full disk is survived (the window is counted as dropped and the agent keeps classifying),
-and a corrupt file is moved aside with a clear log line instead of crash-looping the agent.
+record. A full disk is survived (the window is counted as dropped and the agent keeps classifying).
+Only a file SQLite calls corrupt is moved aside (with a clear log line instead of crash-looping the
+agent); one that is merely locked, read-only or on a full disk keeps its pending windows: opening is
+retried with backoff and then fails with an ``OutboxError`` that says what to check.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0), ('dropped', 0);
 """
 
 
+class OutboxError(RuntimeError):
+    """The outbox file cannot be opened now (locked, read-only, no space), though it is not corrupt."""
+
+
 @dataclass(frozen=True)
 class Entry:
     seq: int
@@ -40,30 +46,46 @@ class Outbox:
     """Thread-safe: the agent's loop adds, the publisher's thread reads and acknowledges."""
 
     def __init__(self, path: str | Path, max_windows: int = 50_000, max_age_s: float = 7 * 86400.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, open_timeout_s: float = 60.0,
+                 stop: threading.Event | None = None):
         self.path = Path(path)
         self.max_windows = max_windows
         self.max_age_s = max_age_s
         self._clock = clock
         self._lock = threading.Lock()
         self._unsaved_drops = 0
-        self._db = self._open()
+        self._db = self._open(open_timeout_s, stop or threading.Event())
 
     # -- opening, and what to do with a damaged file
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, timeout_s: float, stop: threading.Event) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return self._connect()
-        except sqlite3.DatabaseError as error:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._clock())}")
-            log.error("outbox %s is unreadable (%s); moved aside to %s and starting an empty outbox",
-                      self.path, error, aside)
-            for suffix in ("", "-wal", "-shm"):
-                part = Path(str(self.path) + suffix)
-                if part.exists():
-                    os.replace(part, Path(str(aside) + suffix))
-            return self._connect()
+        deadline, delay = time.monotonic() + timeout_s, 0.25
+        while True:
+            try:
+                return self._connect()
+            except sqlite3.OperationalError as error:  # locked, read-only, full, unopenable: the data is intact
+                if time.monotonic() + delay > deadline or stop.is_set():
+                    raise OutboxError(
+                        f"outbox {self.path} cannot be opened ({error}) after {timeout_s:g} s; its pending windows "
+                        f"are kept. Check that no other process holds it (a second agent on the same file?), that "
+                        f"this user may write it and its folder, and that the disk has space") from error
+                log.warning("outbox %s cannot be opened (%s); retrying in %.1f s", self.path, error, delay)
+                if stop.wait(delay):
+                    continue  # stopping: the next pass raises
+                delay = min(delay * 2, 10.0)
+            except sqlite3.DatabaseError as error:  # SQLite says the file is damaged
+                return self._move_aside(error)
+
+    def _move_aside(self, error: sqlite3.DatabaseError) -> sqlite3.Connection:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._clock())}")
+        log.error("outbox %s is unreadable (%s); moved aside to %s and starting an empty outbox",
+                  self.path, error, aside)
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(str(self.path) + suffix)
+            if part.exists():
+                os.replace(part, Path(str(aside) + suffix))
+        return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)

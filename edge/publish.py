@@ -59,7 +59,8 @@ class Publisher:
         self._last_sent = -1                  # highest seq handed to paho in this connection's lifetime
         self._refused_backoff = 0.0  # grows while the broker refuses windows (a wrong ACL), resets on success
         self._retry_at = 0.0
-        self.client = make_client(camera, broker)
+        # camera.VENUE.CAMERA: two venues' cameras of the same id never take each other's connection over.
+        self.client = make_client(messages.camera_client_id(venue, camera), broker)
         status_topic = messages.camera_topic(venue, camera, "status")
         self.client.will_set(status_topic, self._status("offline"), qos=1, retain=True)
         self.client.on_connect = self._on_connect
@@ -114,7 +115,8 @@ class Publisher:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
-        log.info("connected to %s:%d as %s", self.broker.host, self.broker.port, self.camera)
+        log.info("connected to %s:%d as %s", self.broker.host, self.broker.port,
+                 messages.camera_client_id(self.venue, self.camera))
         client.publish(messages.camera_topic(self.venue, self.camera, "status"), self._status("online"),
                        qos=1, retain=True)
         with self._lock:

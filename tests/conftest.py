@@ -81,6 +81,7 @@ class LiveAggregator:
         self.service = Aggregator(config).start()
         self.url = self.service.url
         self.seq: dict[tuple[str, str], int] = {}
+        self.spans: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}  # seq -> (start, end) published
         self.camera = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="live-cameras", protocol=mqtt.MQTTv5)
         self.camera.connect("127.0.0.1", self.broker.port)
         self.camera.loop_start()
@@ -88,22 +89,39 @@ class LiveAggregator:
     def publish_window(self, venue: str, camera: str, counts: dict, zone: str | None = None,
                        end: float | None = None, length_s: float = 10.0) -> int:
         import datetime as dt
-        import time
 
         from emo7ion.core import emotions, messages
 
         full = {label: int(counts.get(label, 0)) for label in emotions.LABELS}
         seq = self.seq.get((venue, camera), 0)
         self.seq[(venue, camera)] = seq + 1
-        end = time.time() if end is None else end
+        start, end = self._span(venue, camera, seq, end, length_s)
         window = messages.Window(
-            venue=venue, camera=camera, zone=zone, seq=seq, start=dt.datetime.fromtimestamp(end - length_s, dt.UTC),
-            end=dt.datetime.fromtimestamp(end, dt.UTC), frames=20, faces=sum(full.values()), counts=full,
-            mean_confidence=0.8, model={"sha256": "0" * 64, "version": "test"})
+            venue=venue, camera=camera, zone=zone, seq=seq, start=dt.datetime.fromtimestamp(start, dt.UTC),
+            end=dt.datetime.fromtimestamp(end, dt.UTC), frames=max(1, min(20, int((end - start) * 2))),
+            faces=sum(full.values()), counts=full, mean_confidence=0.8, model={"sha256": "0" * 64, "version": "test"})
         info = self.camera.publish(messages.camera_topic(venue, camera, "counts"), messages.window_payload(window),
                                    qos=1)
         info.wait_for_publish(5)
         return seq
+
+    def _span(self, venue: str, camera: str, seq: int, end: float | None, length_s: float) -> tuple[float, float]:
+        """Where a camera's next window lies, like a real agent's: the same span for a republished seq, and
+        otherwise cut short so that it never overlaps one published before (the aggregator refuses overlaps)."""
+        import time
+
+        spans = self.spans.setdefault((venue, camera), {})
+        latest = max((e for _, e in spans.values()), default=None)
+        if end is None:
+            end = time.time() if latest is None else max(time.time(), latest + 0.01)
+        if seq in spans and spans[seq][1] == end:
+            return spans[seq]
+        start = end - length_s
+        for other_start, other_end in spans.values():
+            if other_start < end and other_end > start and other_end <= end:
+                start = max(start, other_end)
+        spans[seq] = (start, end)
+        return start, end
 
     def publish_status(self, venue: str, camera: str, state: str, zone: str | None = None) -> None:
         import datetime as dt

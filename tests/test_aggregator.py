@@ -114,7 +114,8 @@ def test_api_rejects_bad_input_with_4xx(tmp_path):
         assert get(live, "/api/venues").status_code == 401
         assert get(live, "/api/venues", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert get(live, "/api/venues", headers=auth).status_code == 200
-        assert get(live, "/api/venues", params={"token": "s3cret"}).status_code == 200
+        assert get(live, "/api/venues", cookies={"emo7ion_token": "s3cret"}).status_code == 200
+        assert get(live, "/api/venues", params={"token": "s3cret"}).status_code == 401  # never in a URL
         cases = [("/api/venues/Hall%20A/mood", {}), ("/api/venues/hall-a/mood", {"minutes": -5}),
                  ("/api/venues/hall-a/timeseries", {"minutes": 10**9}),
                  ("/api/venues/hall-a/timeseries", {"minutes": 10000, "step": 1}),
@@ -151,10 +152,10 @@ def test_a_message_the_database_refuses_does_not_block_the_stream(live_aggregato
     store = live.service.store
     real_add = store.add_windows
 
-    def refuse_cam_9(windows, received=None):
+    def refuse_cam_9(windows, received=None, **options):
         if any(w.camera == "cam-9" for w in windows):
             raise sqlite3.IntegrityError("refused by a constraint")
-        return real_add(windows, received)
+        return real_add(windows, received, **options)
 
     store.add_windows = refuse_cam_9
     live.publish_window("hall-a", "cam-1", {"happy": 3})

@@ -54,6 +54,8 @@ BAD_CREDENTIALS = [
     {"headers": {"Authorization": f"Bearer {TOKEN}"[:7] + "\t" + TOKEN}}, {"params": {"token": "wrong"}},
     {"params": {"token": ""}}, {"params": {"token": TOKEN + "é"}}, {"params": {"token": "s3cret-tökén"}},
     {"params": {"token": TOKEN + "\x00"}}, {"params": {"Token": TOKEN}},
+    {"params": {"token": TOKEN}},  # the right token, but in a URL (proxy logs): refused
+    {"cookies": {"emo7ion_token": "wrong"}}, {"cookies": {"emo7ion_token": TOKEN + "%00"}},
 ]
 
 
@@ -65,10 +67,12 @@ def test_a_bad_token_is_401_everywhere(live, credentials):
         assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_a_good_token_in_the_header_or_the_query(live):
+def test_a_good_token_in_the_header_or_the_cookie_never_the_query(live):
     assert get(live, "/api/venues", headers=AUTH).status_code == 200
     assert get(live, "/api/venues", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
-    assert get(live, "/api/cameras", params={"token": TOKEN}).status_code == 200
+    assert get(live, "/api/cameras", cookies={"emo7ion_token": TOKEN}).status_code == 200
+    assert get(live, "/api/cameras", cookies={"emo7ion_token": quote(TOKEN)}).status_code == 200  # as app.js sets it
+    assert_clear_4xx(get(live, "/api/cameras", params={"token": TOKEN}), 401)  # query strings land in proxy logs
 
 
 EXPLICIT = [  # (path as sent, statuses allowed)
@@ -160,7 +164,7 @@ def expected_ok(endpoint: str, venue: str, params: dict) -> bool:
 PLAUSIBLE = {"zone": st.sampled_from([None, "", "front"]), "minutes": st.sampled_from([None, 1, 15, 60, 1440]),
              "step": st.sampled_from([None, 60, 300, 3600]), "venue": st.sampled_from([None, "", KNOWN_VENUE])}
 HOSTILE = {"zone": ZONES, "minutes": MINUTES, "step": STEPS, "venue": st.none() | VENUES}
-GOOD_CREDENTIALS = [{"headers": AUTH}, {"params": {"token": TOKEN}}]
+GOOD_CREDENTIALS = [{"headers": AUTH}, {"cookies": {"emo7ion_token": TOKEN}}]
 BAD_CREDENTIALS_SHORT = [{}, {"headers": {"Authorization": "Bearer nope"}}]
 
 

@@ -566,7 +566,7 @@ def test_live_aggregator_stores_exactly_the_valid_windows(tmp_path):
     for n, window in enumerate(valid):  # one valid window after every five or so bad messages
         stream.insert(min(len(stream), 5 + n * 6), serialise(window))
 
-    live = LiveAggregator(tmp_path)
+    live = LiveAggregator(tmp_path, check_windows=False)  # the schema alone: any date, faces and overlap
     try:
         for topic, payload in stream:
             info = live.camera.publish(topic, payload, qos=1)

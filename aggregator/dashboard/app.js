@@ -312,8 +312,10 @@
   function connectStream() {
     closeStream();
     if (!state.venue) return;
-    let url = '/api/stream?venue=' + encodeURIComponent(state.venue);
-    if (state.token) url += '&token=' + encodeURIComponent(state.token);
+    const url = '/api/stream?venue=' + encodeURIComponent(state.venue);
+    // An EventSource sends no headers: the token rides in a same-site cookie, never in the URL (proxy logs).
+    document.cookie = 'emo7ion_token=' + encodeURIComponent(state.token || '') + '; path=/api/stream; SameSite=Strict'
+      + (state.token ? '' : '; max-age=0');
     const source = new EventSource(url);
     state.source = source;
     setLive('connecting');
