@@ -19,6 +19,9 @@ pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browse
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "dashboard.png"
 VENUE = "hall-a"
 CAMERAS = [("cam-1", "front"), ("cam-2", "bar")]
+QUIET_CAMERAS = [(f"cam-{n}", "bar") for n in range(4, 9)]  # online, no windows: a wall of eight cameras in all
+ALL_CAMERAS = [*CAMERAS, ("cam-3", "front"), *QUIET_CAMERAS]
+WALL, NARROW = (1280, 800), (420, 900)
 RECENT_WINDOWS = 8
 SURGE = {"angry": 30, "sad": 6, "neutral": 4}  # what the live update brings
 
@@ -60,6 +63,8 @@ def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
     for camera, zone in CAMERAS:
         live.publish_status(VENUE, camera, "online", zone=zone)
     live.publish_status(VENUE, "cam-3", "offline", zone="front")
+    for camera, zone in QUIET_CAMERAS:
+        live.publish_status(VENUE, camera, "online", zone=zone)
     publish_health = getattr(live, "publish_health", None)  # optional in the fixture
     if publish_health is not None:
         publish_health(VENUE, "cam-1", fps=3.2, inference_ms=180.0)
@@ -68,12 +73,12 @@ def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
     for minute in range(55):
         live.publish_window(VENUE, "cam-1", evening(minute), zone="front", end=now - 3600 + minute * 60)
         published += 1
-    # The mood window: a cheerful crowd over the last four minutes.
+    # The mood window: a cheerful crowd over the last two and a half minutes (margin for a slow browser).
     recent_total: dict[str, int] = {}
     for i in range(RECENT_WINDOWS):
         for index, (camera, zone) in enumerate(CAMERAS):
             counts = cheerful(index, i)
-            live.publish_window(VENUE, camera, counts, zone=zone, end=now - 245 + i * 34)
+            live.publish_window(VENUE, camera, counts, zone=zone, end=now - 150 + i * 17)
             published += 1
             for label, n in counts.items():
                 recent_total[label] = recent_total.get(label, 0) + n
@@ -81,10 +86,21 @@ def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
     expected = positivity(recent_total)
 
     started = time.monotonic()
-    with open_dashboard(live.url + "/", tmp_path / "dashboard-after.png") as page:
+    with open_dashboard(live.url + "/", tmp_path / "dashboard-after.png", viewport=WALL) as page:
+        # A fresh venue (one window a minute old) fills the chart: "Fit data" picks a 5-minute period, not an hour.
+        wait_for_text(page, "#venue-title", "foyer")
+        assert page.input_value("#range") == "auto"
+        wait_for_count(page, "#chart-svg path.area")
+        wait_for_text(page, "#spark-period", "over the last 5 min")
+        plot = page.eval_on_selector("#chart-svg", "e => e.getBoundingClientRect().width")
+        area = page.eval_on_selector("#chart-svg path.area", "e => e.getBoundingClientRect().width")
+        assert area > 0.05 * plot, f"a fresh venue's data is a sliver: {area:.0f} of {plot:.0f} px"
+
         wait_for_count(page, f"#venue option[value='{VENUE}']")
         page.select_option("#venue", VENUE)
         assert f"venue={VENUE}" in page.evaluate("location.hash")
+        wait_for_text(page, "#venue-title", VENUE)
+        assert page.evaluate("document.title").startswith(VENUE)
 
         # The mood panel: dominant emotion, positivity, faces, cameras.
         wait_for_attribute(page, "#dominant", "data-emotion", "happy")
@@ -92,7 +108,10 @@ def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
         wait_for_text(page, "#positivity", f"{expected:+.2f}")
         assert float(page.get_attribute("#positivity", "data-value")) == pytest.approx(expected, abs=0.01)
         assert text_of(page, "#faces") == str(sum(recent_total.values()))
-        wait_for_text(page, "#cameras-online", "2 / 3")
+        wait_for_text(page, "#faces-label", "face detections in the last 5 min")
+        wait_for_text(page, "#trend", "vs previous 5 min")
+        wait_for_text(page, "#cameras-online", "7 / 8")
+        wait_for_text(page, "#spark-period", "over the last 90 min")  # an hour of history, fitted
 
         # The chart: stacked areas drawn for the emotions that occurred, none for those that did not.
         wait_for_count(page, "#chart-svg path.area", 5)
@@ -110,9 +129,23 @@ def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
         wait_for_text(page, "#live-age", "updated")
         if publish_health is not None:
             wait_for_text(page, "[data-camera='cam-1']", "3.2 fps")
-        page.screenshot(path=str(tmp_path / "dashboard.png"))
+            wait_for_text(page, "[data-camera='cam-1']", "time per frame180 ms")
+        wait_for_count(page, ".camera", len(ALL_CAMERAS))
+        assert page.is_hidden("#stale"), text_of(page, "#stale")
+        assert page.get_attribute("#mood", "data-stale") == "false"
+
+        # At a wall screen's size every camera is on screen: no inner scroll box, no page scroll.
+        assert_cameras_all_visible(page, WALL, page_may_scroll=False)
+        assert page.eval_on_selector("#mood", "e => e.scrollHeight <= e.clientHeight + 1"), "the mood panel overflows"
+        page.screenshot(path=str(tmp_path / "dashboard-1280x800.png"))
         if os.environ.get("EMO7ION_UPDATE_SCREENSHOT") == "1":
-            shutil.copyfile(tmp_path / "dashboard.png", DOCS_SCREENSHOT)
+            shutil.copyfile(tmp_path / "dashboard-1280x800.png", DOCS_SCREENSHOT)
+        # A narrow portrait screen: one column, the page scrolls, but the cameras are no scroll box either.
+        page.set_viewport_size({"width": NARROW[0], "height": NARROW[1]})
+        assert_cameras_all_visible(page, NARROW, page_may_scroll=True)
+        assert page.eval_on_selector("#venue-title", "e => e.getBoundingClientRect().bottom") < NARROW[1]
+        page.screenshot(path=str(tmp_path / "dashboard-420x900.png"))
+        page.set_viewport_size({"width": WALL[0], "height": WALL[1]})
 
         # Live: new windows and a camera coming back change the page without a reload.
         page.evaluate("window.__notReloaded = true")
@@ -126,11 +159,44 @@ def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
         wait_for_attribute(page, "#dominant", "data-emotion", "angry", timeout_s=15)
         wait_for_text(page, "#positivity", "\u2212")  # negative now
         wait_for_text(page, "[data-camera='cam-3'] .badge", "online", timeout_s=15)
-        wait_for_text(page, "#cameras-online", "3 / 3")
+        wait_for_text(page, "#cameras-online", "8 / 8")
         deadline = time.monotonic() + 15
         while page.get_attribute("#chart-svg path.area[data-emotion='angry']", "d") == angry_before:
             assert time.monotonic() < deadline, "the chart did not follow the new windows"
             time.sleep(0.2)
         assert page.evaluate("window.__notReloaded === true"), "the page reloaded instead of updating live"
+
+        # Every camera goes offline: the mood on screen is no longer the mood now, and the page says so.
+        assert page.is_hidden("#stale")
+        for camera, zone in ALL_CAMERAS:
+            live.publish_status(VENUE, camera, "offline", zone=zone)
+        wait_for_text(page, "#cameras-online", "0 / 8", timeout_s=15)
+        wait_for_text(page, "#stale", "no camera online", timeout_s=5)
+        assert page.is_visible("#stale") and page.get_attribute("#mood", "data-stale") == "true"
+        assert page.eval_on_selector("#mood", "e => e.scrollHeight <= e.clientHeight + 1"), "mood overflows"
+        page.screenshot(path=str(tmp_path / "dashboard-stale.png"))
     elapsed = time.monotonic() - started
     assert elapsed < 60, f"the browser part took {elapsed:.0f} s"
+
+
+def assert_cameras_all_visible(page, viewport: tuple[int, int], page_may_scroll: bool) -> None:
+    """Every camera card is laid out whole, inside the screen's width (and height unless the page may scroll),
+    and the camera list is not a box with its own scroll bar."""
+    width, height = viewport
+    page.wait_for_function(f"window.innerWidth === {width}")
+    page.wait_for_timeout(150)  # one layout pass and the chart's resize redraw
+    inner = page.eval_on_selector("#cameras", "e => [e.scrollHeight, e.clientHeight, getComputedStyle(e).overflowY]")
+    assert inner[0] <= inner[1] + 1 and inner[2] in ("visible", "clip"), f"the camera list scrolls: {inner}"
+    clipped = page.eval_on_selector_all(".camera", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1)"
+                                                   ".map(e => e.dataset.camera)")
+    assert not clipped, f"camera cards wider than their place at {width} px: {clipped}"
+    boxes = page.eval_on_selector_all(".camera", "els => els.map(e => e.getBoundingClientRect().toJSON())")
+    assert len(boxes) == len(ALL_CAMERAS)
+    for box in boxes:
+        assert box["width"] > 100 and box["height"] > 40 and box["left"] >= 0 and box["right"] <= width, box
+        if not page_may_scroll:
+            assert box["bottom"] <= height, f"a camera is below the screen's edge ({height} px): {box}"
+    scroll = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+    assert scroll[0] <= width, f"the page scrolls sideways at {width} px: {scroll[0]} px wide"
+    if not page_may_scroll:
+        assert scroll[1] <= height, f"the page scrolls at {width}x{height}: {scroll[1]} px tall"

@@ -19,6 +19,7 @@
   const VENUE_RETRY_MS = 5000;           // while there are no venues yet
   const TREND_FLAT = 0.01;
   const STALE_MS = 60000;                // "updated ..." turns amber when nothing arrived for this long
+  const FIT_SPANS = [5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480, 720];   // "Fit data" chart lengths, min
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const state = {
@@ -26,10 +27,12 @@
     venues: [],
     venue: null,
     zone: '',
-    minutes: 60,
+    range: 'auto',          // the chart's period as chosen: 'auto' (fit the venue's data) or minutes
+    minutes: 60,            // the period drawn, in minutes (fitted when range is 'auto')
     scale: 'share',
     generation: 0,          // bumped on every venue/zone switch; late answers from older ones are dropped
     mood: null,
+    moodAt: 0,              // when the page last received a mood
     series: null,
     cameras: [],
     source: null,
@@ -57,7 +60,7 @@
       venue: params.get('venue') || null,
       zone: params.get('zone') || '',
       token: params.get('token') || null,
-      minutes: Number.isFinite(minutes) && minutes > 0 ? minutes : 60,
+      range: Number.isFinite(minutes) && minutes > 0 ? minutes : 'auto',
     };
   }
 
@@ -65,7 +68,7 @@
     const params = new URLSearchParams();
     if (state.venue) params.set('venue', state.venue);
     if (state.zone) params.set('zone', state.zone);
-    if (state.minutes !== 60) params.set('minutes', String(state.minutes));
+    if (state.range !== 'auto') params.set('minutes', String(state.range));
     if (state.token) params.set('token', state.token);
     const hash = '#' + params.toString();
     if (location.hash !== hash) history.replaceState(null, '', hash);
@@ -158,6 +161,10 @@
     return seconds % 60 === 0 ? `last ${seconds / 60} min` : `last ${seconds} s`;
   }
 
+  function lengthText(seconds) {
+    return seconds % 60 === 0 ? `${seconds / 60}-min` : `${seconds}-s`;
+  }
+
   // ---- venue and zone pickers --------------------------------------------------------------------
 
   async function loadVenues() {
@@ -219,6 +226,8 @@
   function showVenue(venue, zone, reconnect) {
     state.venue = venue;
     state.zone = zone;
+    $('venue-title').textContent = venue + (zone ? ` \u00b7 ${zone}` : '');
+    document.title = `${venue} \u00b7 Emo7ion venue mood`;
     writeHash();
     fillVenuePicker();
     fillZonePicker();
@@ -272,13 +281,38 @@
     return Math.max(30, Math.round(minutes));
   }
 
+  function seriesPath(minutes, step) {
+    return `/api/venues/${encodeURIComponent(state.venue)}/timeseries?minutes=${minutes}&step=${step}${zoneQuery()}`;
+  }
+
+  function firstDataMs(series) {
+    const times = (series && Array.isArray(series.points) ? series.points : [])
+      .filter((p) => p.faces > 0).map((p) => Date.parse(p.t)).filter(Number.isFinite);
+    return times.length ? Math.min(...times) : null;
+  }
+
+  // "Fit data": the shortest readable period holding the venue's data of the last 12 hours, so a venue that
+  // started ten minutes ago fills the chart instead of being a sliver at the edge of an hour.
+  async function fitMinutes() {
+    const longest = FIT_SPANS[FIT_SPANS.length - 1];
+    let first = firstDataMs(await api(seriesPath(longest, longest)));   // 60 coarse buckets
+    if (first === null) return FIT_SPANS[0];
+    if (Date.now() - first < 75 * 60000) first = firstDataMs(await api(seriesPath(90, 30))) ?? first;
+    const needed = ((Date.now() - first) / 60000) * 1.1;
+    return FIT_SPANS.find((span) => span >= needed) || longest;
+  }
+
   async function loadSeries() {
     const generation = state.generation;
     state.lastSeriesFetch = Date.now();
-    const step = stepFor(state.minutes);
     try {
-      const series = await api(
-        `/api/venues/${encodeURIComponent(state.venue)}/timeseries?minutes=${state.minutes}&step=${step}${zoneQuery()}`);
+      if (state.range === 'auto') {
+        const fitted = await fitMinutes();
+        if (generation !== state.generation || state.range !== 'auto') return;
+        state.minutes = fitted;
+      }
+      const step = stepFor(state.minutes);
+      const series = await api(seriesPath(state.minutes, step));
       if (generation === state.generation) {
         state.series = series;
         drawChart();
@@ -417,6 +451,7 @@
 
   function setMood(mood) {
     state.mood = mood;
+    state.moodAt = Date.now();
     renderMood(mood, false);
   }
 
@@ -468,14 +503,20 @@
       const direction = mood.trend > TREND_FLAT ? 'up' : mood.trend < -TREND_FLAT ? 'down' : 'flat';
       trend.dataset.direction = direction;
       trend.textContent = { up: '↑ ', down: '↓ ', flat: '→ ' }[direction]
-        + (direction === 'flat' ? 'steady' : signed(mood.trend)) + ' vs previous';
+        + (direction === 'flat' ? 'steady' : signed(mood.trend))
+        + ` vs previous ${lengthText(mood.window_s || MOOD_MINUTES * 60).replace('-', ' ')}`;
+      trend.title = `Change in positivity against the ${lengthText(mood.window_s || MOOD_MINUTES * 60)} window `
+        + 'before this one';
     } else {
       trend.dataset.direction = 'none';
       trend.textContent = '';
     }
 
     $('faces').textContent = mood && typeof mood.faces === 'number' ? mood.faces.toLocaleString() : '—';
+    $('faces-label').textContent = 'face detections in the '
+      + (windowText(mood && mood.window_s) || `last ${MOOD_MINUTES} min`);
     renderCamerasOnline();
+    renderStale();
 
     // Current mix: seven bars in canonical order, the dominant one highlighted.
     const mix = $('mix');
@@ -515,6 +556,54 @@
     $('cameras-online').textContent = online === null ? '—' : total ? `${online} / ${total}` : String(online);
   }
 
+  // Cameras of the shown venue (and zone) that are online now; null before anything is known.
+  function onlineNow() {
+    const shown = state.cameras.filter((c) => !state.zone || c.zone === state.zone);
+    if (shown.length) return shown.filter((c) => c.state === 'online').length;
+    return state.mood && typeof state.mood.cameras_online === 'number' ? state.mood.cameras_online : null;
+  }
+
+  // When the venue's newest window ended (from the venue list, refreshed every 30 s), or null.
+  function newestWindowMs() {
+    const info = state.venues.find((v) => v.venue === state.venue);
+    const end = info && info.last_window_end ? Date.parse(info.last_window_end) : NaN;
+    return Number.isFinite(end) ? end : null;
+  }
+
+  // The newest moment anything was heard from the venue: a camera's last message or the last window's end.
+  function newestHeardMs() {
+    const known = [newestWindowMs(), ...state.cameras.map((c) => Date.parse(c.last_seen))].filter(Number.isFinite);
+    return known.length ? Math.max(...known) : null;
+  }
+
+  // Why the mood shown cannot be trusted as "now", or null: no camera online, nothing heard for longer than
+  // the mood's own window, or no update for that long because the live connection is down.
+  function staleReason() {
+    const mood = state.mood;
+    if (!mood || !state.venue) return null;
+    const windowS = mood.window_s || MOOD_MINUTES * 60;
+    const newestWindow = newestWindowMs();
+    const since = newestWindow === null ? '' : ` \u00b7 newest window ended ${ago(newestWindow)}`;
+    if (onlineNow() === 0) return `no camera online${since}`;
+    const heard = newestHeardMs();
+    if (heard !== null && Date.now() - heard > windowS * 1000) {
+      return `nothing heard for over ${lengthText(windowS).replace('-', ' ')}${since}`;
+    }
+    if (state.streamState !== 'open' && state.moodAt && Date.now() - state.moodAt > windowS * 1000) {
+      return `not updated since ${clock(state.moodAt)}: the live connection is down`;
+    }
+    return null;
+  }
+
+  function renderStale() {
+    const reason = staleReason();
+    const cue = $('stale');
+    $('mood').dataset.stale = String(Boolean(reason));
+    cue.hidden = !reason;
+    if (reason && cue.textContent !== 'Stale: ' + reason) cue.textContent = 'Stale: ' + reason;
+    cue.title = reason ? 'The mood shown is not the mood now: it comes from windows received before this.' : '';
+  }
+
   // ---- cameras -----------------------------------------------------------------------------------
 
   function setCameras(cameras) {
@@ -523,6 +612,7 @@
       .sort((a, b) => String(a.camera).localeCompare(String(b.camera)));
     renderCameras();
     renderCamerasOnline();
+    renderStale();
   }
 
   function cameraLine(label, value, warn) {
@@ -580,11 +670,14 @@
       if (health) {
         const fps = typeof health.fps === 'number' ? health.fps.toFixed(1) : '—';
         const ms = typeof health.inference_ms === 'number' ? Math.round(health.inference_ms) + ' ms' : '—';
-        card.append(cameraLine('Speed', `${fps} fps · ${ms}`));
+        card.append(cameraLine('Frames analysed', `${fps} fps`));
+        const busy = cameraLine('Time per frame', ms);
+        busy.title = 'Face detection and emotion classification of one frame, averaged since the last report';
+        card.append(busy);
         if (health.source_ok === false) card.append(cameraLine('Video source', 'failing', true));
         if (health.outbox_depth > 0) card.append(cameraLine('Waiting to send', `${health.outbox_depth} windows`, true));
       } else {
-        card.append(cameraLine('Speed', 'no report'));
+        card.append(cameraLine('Frames analysed', 'no report'));
       }
       list.append(card);
     }
@@ -752,7 +845,7 @@
     drawSpark(start, end);
     root.dataset.points = String(visible.length);
     $('chart-empty').hidden = visible.length > 0 || !state.venue;
-    $('chart-empty').textContent = state.series ? 'No faces counted in this period yet' : 'Loading…';
+    $('chart-empty').textContent = state.series ? 'No face detections in this period yet' : 'Loading…';
   }
 
   // Positivity per bucket over the chart's period: a line, green above zero and red below.
@@ -800,7 +893,7 @@
     tip.replaceChildren();
     const head = document.createElement('div');
     head.className = 'tip-head';
-    head.textContent = `${hhmm(point.t)}–${hhmm(point.end)} · ${point.faces} faces`;
+    head.textContent = `${hhmm(point.t)}–${hhmm(point.end)} · ${point.faces} face detections`;
     tip.append(head);
     for (const label of LABELS.slice().reverse()) {
       const row = document.createElement('div');
@@ -854,12 +947,13 @@
     const wanted = readHash();
     const tokenChanged = wanted.token !== state.token;
     state.token = wanted.token;
-    state.minutes = wanted.minutes;
+    state.range = wanted.range;
+    if (state.range !== 'auto') state.minutes = state.range;
     const rangeSelect = $('range');
-    if (![...rangeSelect.options].some((o) => Number(o.value) === state.minutes)) {
-      rangeSelect.append(new Option(`${state.minutes} min`, String(state.minutes)));
+    if (![...rangeSelect.options].some((o) => o.value === String(state.range))) {
+      rangeSelect.append(new Option(`${state.range} min`, String(state.range)));
     }
-    rangeSelect.value = String(state.minutes);
+    rangeSelect.value = String(state.range);
     return { wanted, tokenChanged };
   }
 
@@ -877,7 +971,8 @@
     });
     $('zone').addEventListener('change', (event) => showVenue(state.venue, event.target.value, false));
     $('range').addEventListener('change', (event) => {
-      state.minutes = Number(event.target.value) || 60;
+      state.range = event.target.value === 'auto' ? 'auto' : Number(event.target.value) || 60;
+      if (state.range !== 'auto') state.minutes = state.range;
       writeHash();
       state.series = null;
       drawChart();
@@ -921,6 +1016,7 @@
     setInterval(() => {
       updateLiveText();
       refreshCameraAges();
+      renderStale();
     }, 1000);
     setInterval(() => {
       if (!state.venue) return;
