@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import threading
 from importlib import resources
 from typing import Annotated
 from urllib.parse import unquote
@@ -61,6 +62,7 @@ def _zone_id(zone: str | None) -> str | None:
 def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_stats=None) -> FastAPI:
     app = FastAPI(title="Emo7ion aggregator", version=__version__,
                   description="Venue mood from anonymous per-window emotion counts. No images, ever.")
+    app.state.stopping = threading.Event()  # set by the service on stop: live streams end before the server does
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -149,7 +151,7 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
     async def mood_events(request: Request, venue: str):
         """Mood and camera rows whenever the venue changed, and a ping every 15 s."""
         last_version, last_mood, last_cameras, idle = None, None, None, 0.0
-        while not await request.is_disconnected():
+        while not app.state.stopping.is_set() and not await request.is_disconnected():
             version = changes.version(venue)
             if version != last_version:
                 last_version = version

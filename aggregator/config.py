@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from emo7ion.core import messages
+from emo7ion.core.paths import default_file
 from emo7ion.core.settings import ConfigError, layered
 
 ENV_PREFIX = "EMO7ION_AGG__"
@@ -22,7 +23,9 @@ class AggregatorConfig:
     client_id: str = field(default="emo7ion-aggregator", metadata={"help": "MQTT client id: the persistent session"})
     shared_group: str = field(default="", metadata={"help": "join $share/GROUP/... to split the stream"})
     session_expiry_s: int = field(default=7 * 86400, metadata={"help": "how long the broker queues for us"})
-    db: str = field(default="emo7ion.sqlite", metadata={"help": "SQLite file or postgresql:// URL"})
+    db: str = field(default_factory=lambda: default_file("aggregator.sqlite"), metadata={
+        "help": "SQLite file or postgresql:// URL (default: aggregator.sqlite in the per-user data directory, "
+                "~/.local/share/emo7ion)"})
     retention_days: float = field(default=30.0, metadata={"help": "windows older than this are deleted"})
     mood_window_s: float = field(default=300.0, metadata={"help": "sliding window of the venue mood"})
     offline_after_s: float = field(default=120.0, metadata={"help": "no message for this long = camera offline"})

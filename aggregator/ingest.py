@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -27,7 +28,7 @@ from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.ratelimit import RateLimitedLog
 from emo7ion.aggregator.store import Store
-from emo7ion.core import messages
+from emo7ion.core import broker_errors, messages
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,13 @@ class Ingest:
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.status_topic = messages.aggregator_status_topic(config.identity)
         self.client = self._make_client()
+        self.on_refused: Callable[[str], None] | None = None  # told when the broker refuses our credentials
+        self._last_failure = ""
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
-        client.enable_logger(logging.getLogger("paho"))
+        client.enable_logger(broker_errors.paho_logger())
         if self.config.username:
             client.username_pw_set(self.config.username, self.config.password or None)
         if urlparse(self.config.broker).scheme == "mqtts":
@@ -94,17 +97,21 @@ class Ingest:
         # Our availability (Home Assistant reads it): "offline" by the broker when we vanish, "online" on connect.
         client.will_set(self.status_topic, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
 
-    def start(self) -> None:
+    @property
+    def broker_address(self) -> tuple[str, int]:
         parsed = urlparse(self.config.broker)
+        return parsed.hostname or "", parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+
+    def start(self) -> None:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = int(self.config.session_expiry_s)
         self._writer.start()
-        self.client.connect_async(parsed.hostname, parsed.port or (8883 if parsed.scheme == "mqtts" else 1883),
-                                  keepalive=30, clean_start=False, properties=properties)
+        self.client.connect_async(*self.broker_address, keepalive=30, clean_start=False, properties=properties)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -121,8 +128,14 @@ class Ingest:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("broker refused the aggregator: %s", reason_code)
+            text = broker_errors.describe_refusal(*self.broker_address, reason_code, self.config.username)
+            if broker_errors.is_permanent(reason_code) and self.on_refused is not None:
+                self.on_refused(text)  # a retry would be refused again: the service stops
+            else:
+                log.error("%s; retrying with backoff", text)
+            self._last_failure = text
             return
+        self._last_failure = ""
         self.stats.connected = True
         self.stats.connections += 1
         client.publish(self.status_topic, "online", qos=1, retain=True)
@@ -130,9 +143,15 @@ class Ingest:
                  flags.session_present, self.config.subscription)
         client.subscribe(self.config.subscription, qos=1)
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        """No connection (paho retries with backoff): the cause, logged once per new cause."""
+        text = broker_errors.describe_failure(*self.broker_address, urlparse(self.config.broker).scheme == "mqtts")
+        log.log(logging.ERROR if text != self._last_failure else logging.DEBUG, "%s; retrying with backoff", text)
+        self._last_failure = text
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.stats.connected = False
-        if not self._stop.is_set():
+        if not self._stop.is_set() and not self._last_failure:  # a refused CONNACK was logged already
             self.stats.disconnects += 1
             log.warning("broker connection lost (%s); reconnecting with backoff", reason_code)
 

@@ -5,6 +5,7 @@ Each part runs in its own thread and all share one stop event; ``stop`` takes at
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
@@ -19,6 +20,7 @@ from emo7ion.aggregator.discovery import Discovery
 from emo7ion.aggregator.ingest import Ingest
 from emo7ion.aggregator.store import Store
 from emo7ion.core import messages
+from emo7ion.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,21 @@ class MoodPublisher:
                     self._published[topic] = comparable
 
 
+def bind_http(host: str, port: int) -> socket.socket:
+    """The HTTP server's listening socket; a port already taken is the user's to fix (one line, no traceback)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is already in use by another program (stop it, or choose "
+                            "another with --port)") from None
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return sock
+
+
 class Aggregator:
     def __init__(self, config: AggregatorConfig):
         self.config = config
@@ -99,13 +116,11 @@ class Aggregator:
     def start(self) -> Aggregator:
         import uvicorn
 
+        sock = bind_http(self.config.host, self.config.port)  # first: a busy port stops us before anything runs
+        self.port = sock.getsockname()[1]
         self.ingest.start()
         self.moods.thread.start()
         self._retention.start()
-        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.host, self.config.port))
-        self.port = sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
                                                      timeout_graceful_shutdown=2))
         self._http_thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="http",
@@ -138,6 +153,7 @@ class Aggregator:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.app.state.stopping.set()  # open dashboards' streams end within a tick: no cancelled tasks
         if self._server is not None:
             self._server.should_exit = True
         if self._http_thread is not None:

@@ -221,7 +221,7 @@ def init_broker(directory: str | Path, port: int = 1883, tls_port: int = 8883, d
         raise FileExistsError(f"{directory} exists and is not a directory")
     if directory.is_dir() and any(directory.iterdir()) and not force:
         what = "is already a broker directory" if (directory / MANIFEST).exists() else "exists and is not empty"
-        raise FileExistsError(f"{directory} {what}; pass --force (force=True) to start it over, "
+        raise FileExistsError(f"{directory} {what}; add --force to start it over, "
                               f"which replaces its certificates and removes its users")
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)  # nothing secret is readable: keys and password file are 0600

@@ -98,11 +98,12 @@ class EmotionClassifier:
             raise ModelError(f"{self.path} is not a valid TFLite model: {error}") from error
         input_detail = self._interpreter.get_input_details()[0]
         output_detail = self._interpreter.get_output_details()[0]
-        shape = tuple(input_detail["shape"][1:])
+        shape = tuple(int(v) for v in input_detail["shape"][1:])  # plain ints: printed as (48, 48, 1)
         if shape != (faces.FACE_SIZE, faces.FACE_SIZE, 1):
             raise ModelError(f"{self.path} takes input {shape}, not the 48x48x1 face of core.faces")
-        if int(output_detail["shape"][-1]) != emotions.NUM_CLASSES:
-            raise ModelError(f"{self.path} has {output_detail['shape'][-1]} outputs, expected {emotions.NUM_CLASSES}")
+        outputs = int(output_detail["shape"][-1])
+        if outputs != emotions.NUM_CLASSES:
+            raise ModelError(f"{self.path} has {outputs} outputs, expected {emotions.NUM_CLASSES}")
         self._input_index = input_detail["index"]
         self._output_index = output_detail["index"]
         self._in_quant = _Quant.of(input_detail)
@@ -110,6 +111,8 @@ class EmotionClassifier:
         self._batch = int(input_detail["shape"][0])
         self.max_batch = max(1, int(max_batch))
         self.sha256 = provenance.sha256_file(self.path)
+        if self.metadata is None:
+            log.warning("%s carries no provenance; assuming canonical labels and the core.faces contract", self.path)
 
     @property
     def model_id(self) -> dict:
@@ -123,8 +126,7 @@ class EmotionClassifier:
         return np.dtype(self._in_quant.dtype).name if self._in_quant else "float32"
 
     def _check_contract(self, metadata: dict | None) -> list[int] | None:
-        if metadata is None:
-            log.warning("%s carries no provenance; assuming canonical labels and the core.faces contract", self.path)
+        if metadata is None:  # warned about once the file has loaded: a corrupt one gets its error alone
             return None
         labels = metadata.get("labels")
         try:

@@ -14,6 +14,7 @@ import threading
 import time
 
 from emo7ion.core import faces, messages
+from emo7ion.core.broker_errors import BrokerRefusedError
 from emo7ion.core.runtime import EmotionClassifier
 from emo7ion.edge.config import EdgeConfig
 from emo7ion.edge.detect import registry
@@ -116,6 +117,8 @@ class Agent:
             while not self.stop.is_set():
                 if deadline and time.monotonic() >= deadline:
                     break
+                if self.publisher.refused:
+                    raise BrokerRefusedError(self.publisher.refused)
                 frame = self.capture.frames.take(timeout=0.2)
                 if frame is not None:
                     self._process_safely(frame)

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from emo7ion.core import messages
+from emo7ion.core.paths import default_file
 from emo7ion.core.settings import ConfigError, layered
 
 ENV_PREFIX = "EMO7ION_EDGE__"
@@ -95,7 +96,9 @@ class BrokerConfig:
 
 @dataclass
 class OutboxConfig:
-    path: str = field(default="emo7ion-outbox.sqlite", metadata={"help": "SQLite file of unsent windows"})
+    path: str = field(default_factory=lambda: default_file("edge-outbox.sqlite"), metadata={
+        "help": "SQLite file of unsent windows (default: edge-outbox.sqlite in the per-user data directory, "
+                "~/.local/share/emo7ion)"})
     max_windows: int = field(default=50_000, metadata={"help": "oldest windows are dropped beyond this"})
     max_age_s: float = field(default=7 * 24 * 3600.0, metadata={"help": "windows older than this are dropped"})
 

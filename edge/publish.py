@@ -19,7 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from emo7ion import __version__
-from emo7ion.core import messages
+from emo7ion.core import broker_errors, messages
 from emo7ion.edge.config import BrokerConfig
 from emo7ion.edge.outbox import Outbox
 
@@ -30,7 +30,7 @@ AGENT = f"emo7ion-edge {__version__}"
 
 def make_client(client_id: str, broker: BrokerConfig) -> mqtt.Client:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.enable_logger(logging.getLogger("paho"))
+    client.enable_logger(broker_errors.paho_logger())
     if broker.username:
         client.username_pw_set(broker.username, broker.password or None)
     if broker.tls:
@@ -59,11 +59,14 @@ class Publisher:
         self._last_sent = -1                  # highest seq handed to paho in this connection's lifetime
         self._refused_backoff = 0.0  # grows while the broker refuses windows (a wrong ACL), resets on success
         self._retry_at = 0.0
+        self.refused: str | None = None  # the broker refused our credentials: retrying cannot help
+        self._last_failure = ""
         # camera.VENUE.CAMERA: two venues' cameras of the same id never take each other's connection over.
         self.client = make_client(messages.camera_client_id(venue, camera), broker)
         status_topic = messages.camera_topic(venue, camera, "status")
         self.client.will_set(status_topic, self._status("offline"), qos=1, retain=True)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self._sender = threading.Thread(target=self._send_loop, name="outbox-sender", daemon=True)
@@ -83,7 +86,8 @@ class Publisher:
 
     def stop(self, flush_timeout: float = 5.0) -> None:
         """Send what the outbox holds (up to ``flush_timeout``), publish ``offline``, disconnect."""
-        self.flush(flush_timeout)
+        if self.refused is None:
+            self.flush(flush_timeout)
         self._stop.set()
         self._wake.set()
         self._sender.join(timeout=5)
@@ -113,8 +117,15 @@ class Publisher:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("broker refused the connection: %s", reason_code)
+            text = broker_errors.describe_refusal(self.broker.host, self.broker.port, reason_code,
+                                                  self.broker.username)
+            if broker_errors.is_permanent(reason_code):
+                self.refused = text  # the agent stops: a retry would be refused again
+            else:
+                log.error("%s; retrying with backoff", text)
+            self._last_failure = text
             return
+        self._last_failure = ""
         log.info("connected to %s:%d as %s", self.broker.host, self.broker.port,
                  messages.camera_client_id(self.venue, self.camera))
         client.publish(messages.camera_topic(self.venue, self.camera, "status"), self._status("online"),
@@ -125,9 +136,18 @@ class Publisher:
         self.connected.set()
         self._wake.set()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        """The connection could not be made (paho retries with backoff): its cause, once per new cause."""
+        text = broker_errors.describe_failure(self.broker.host, self.broker.port, self.broker.tls)
+        if text != self._last_failure:
+            log.error("%s; retrying with backoff", text)
+        else:
+            log.debug("%s; retrying with backoff", text)
+        self._last_failure = text
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
-        if not self._stop.is_set():
+        if not self._stop.is_set() and not self._last_failure:  # a refused CONNACK was logged already
             log.warning("broker connection lost (%s); paho reconnects with backoff", reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:

@@ -48,11 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    from emo7ion.core.errors import UserError
     from emo7ion.core.runtime import ModelError
 
     try:
         return int(args.handler(args) or 0)
-    except (FileNotFoundError, FileExistsError, ValueError, ModelError) as error:  # the user's to fix
+    except (FileNotFoundError, FileExistsError, ValueError, ModelError, UserError) as error:
+        # the user's to fix: one line, no traceback
         logging.getLogger("emo7ion").debug("failed", exc_info=True)
         print(f"emo7ion {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -6,9 +6,15 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from emo7ion.core.errors import UserError
+
 
 class SourceError(RuntimeError):
     """The source cannot be opened or has failed; the capture thread reopens it with backoff."""
+
+
+class SourceUnavailable(SourceError, UserError):
+    """The source cannot exist on this machine (its library is missing): retrying cannot help, the agent stops."""
 
 
 class FrameSource(ABC):

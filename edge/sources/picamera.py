@@ -5,15 +5,22 @@ The module is imported only when this source is chosen, so nothing else needs Pi
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
-from emo7ion.edge.sources.base import FrameSource, SourceError
+from emo7ion.edge.sources.base import FrameSource, SourceError, SourceUnavailable
+
+MISSING = ("--source picamera2: Picamera2 is not installed (on Raspberry Pi OS: sudo apt install python3-picamera2, "
+           "and create the venv with --system-site-packages)")
 
 
 class PicameraSource(FrameSource):
     name = "picamera2"
 
     def __init__(self, width: int = 1280, height: int = 720, camera_num: int = 0):
+        if importlib.util.find_spec("picamera2") is None:  # at start: a camera that cannot exist is not retried
+            raise SourceUnavailable(MISSING)
         self.width, self.height = width, height
         self.camera_num = camera_num
         self._camera = None
@@ -22,8 +29,7 @@ class PicameraSource(FrameSource):
         try:
             from picamera2 import Picamera2
         except ImportError as error:
-            raise SourceError("Picamera2 is not installed (on Raspberry Pi OS: sudo apt install python3-picamera2, "
-                              "and create the venv with --system-site-packages)") from error
+            raise SourceUnavailable(MISSING) from error
         try:
             camera = Picamera2(self.camera_num)
             # "RGB888" in libcamera's naming is B,G,R in memory: exactly OpenCV's BGR order.

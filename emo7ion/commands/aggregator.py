@@ -14,7 +14,7 @@ FLAGS = (
     ("--ca-file", "ca_file", "CA certificate for mqtts://"),
     ("--client-id", "client_id", "MQTT client id: names the persistent session"),
     ("--shared-group", "shared_group", "join the shared subscription $share/GROUP/... with other aggregators"),
-    ("--db", "db", "SQLite file (default emo7ion.sqlite) or postgresql://user:pass@host/db"),
+    ("--db", "db", "SQLite file (default ~/.local/share/emo7ion/aggregator.sqlite) or postgresql://user:pass@host/db"),
     ("--host", "host", "HTTP bind address (default 127.0.0.1)"),
     ("--port", "port", "HTTP port (default 8080)"),
     ("--token", "token", "require this bearer token on the API (prefer EMO7ION_AGG__TOKEN)"),
@@ -46,10 +46,18 @@ def register(commands) -> None:
 def run_aggregator(args: argparse.Namespace) -> int:
     from emo7ion.aggregator.config import load
     from emo7ion.aggregator.service import Aggregator
+    from emo7ion.core.broker_errors import BrokerRefusedError
 
     overrides = {name[4:]: value for name, value in vars(args).items() if name.startswith("set_") and value}
     service = Aggregator(load(args.config, overrides))
     stop = threading.Event()
+    refused: list[str] = []
+
+    def on_refused(text: str) -> None:  # the network thread: hand it to the main thread, which stops
+        refused.append(text)
+        stop.set()
+
+    service.ingest.on_refused = on_refused
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     service.start()
@@ -59,4 +67,6 @@ def run_aggregator(args: argparse.Namespace) -> int:
     finally:
         logging.getLogger(__name__).info("stopping")
         service.stop()
+    if refused:
+        raise BrokerRefusedError(refused[0])
     return 0
