@@ -80,8 +80,10 @@ class EmotionClassifier:
     """One interpreter, built and allocated once; ``predict`` takes float faces from ``core.faces``."""
 
     def __init__(self, model_path: str | Path, num_threads: int = 1, interpreter: str | None = None,
-                 max_batch: int = 64):
+                 max_batch: int = 64, flip_average: bool = False):
+        """``flip_average``: average each face's probabilities with its mirror image's (one batch of 2N)."""
         self.path = Path(model_path)
+        self.flip_average = bool(flip_average)
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} not found")
         data = self.path.read_bytes()
@@ -158,19 +160,27 @@ class EmotionClassifier:
         if batch.shape[1:] != (faces.FACE_SIZE, faces.FACE_SIZE, 1):
             raise ValueError(f"faces must be (N, 48, 48, 1), got {batch.shape}")
         out = np.empty((len(batch), emotions.NUM_CLASSES), np.float32)
-        for start in range(0, len(batch), self.max_batch):
-            chunk = batch[start:start + self.max_batch]
-            self._resize(len(chunk))
-            feed = self._in_quant.quantize(chunk) if self._in_quant else chunk
-            self._interpreter.set_tensor(self._input_index, feed)
-            self._interpreter.invoke()
-            raw = self._interpreter.get_tensor(self._output_index)
-            out[start:start + len(chunk)] = self._out_quant.dequantize(raw) if self._out_quant else raw
+        step = max(1, self.max_batch // 2) if self.flip_average else self.max_batch
+        for start in range(0, len(batch), step):
+            chunk = batch[start:start + step]
+            if self.flip_average:
+                probs = self._invoke(np.concatenate([chunk, chunk[:, :, ::-1]]))
+                out[start:start + len(chunk)] = 0.5 * (probs[:len(chunk)] + probs[len(chunk):])
+            else:
+                out[start:start + len(chunk)] = self._invoke(chunk)
         if self._label_index is not None:
             reordered = np.empty_like(out)
             reordered[:, self._label_index] = out
             out = reordered
         return out
+
+    def _invoke(self, chunk: np.ndarray) -> np.ndarray:
+        self._resize(len(chunk))
+        feed = self._in_quant.quantize(chunk) if self._in_quant else np.ascontiguousarray(chunk)
+        self._interpreter.set_tensor(self._input_index, feed)
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self._output_index)
+        return self._out_quant.dequantize(raw) if self._out_quant else raw
 
     def classify(self, batch: np.ndarray) -> list[Prediction]:
         probs = self.predict(batch)

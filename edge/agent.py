@@ -51,7 +51,8 @@ class Agent:
         """``source`` replaces the configured one (the demo's simulated crowds)."""
         self.config = config
         self.stop = stop or threading.Event()
-        self.classifier = EmotionClassifier(config.model, num_threads=config.threads)
+        self.classifier = EmotionClassifier(config.model, num_threads=config.threads,
+                                            flip_average=config.flip_average)
         self.detector = registry.create(config.detector)
         self.outbox = Outbox(config.outbox.path, config.outbox.max_windows, config.outbox.max_age_s)
         model = {"sha256": self.classifier.model_id["sha256"], "version": self.classifier.model_id["version"]}

@@ -60,3 +60,15 @@ def test_batches_of_any_size_match_single_faces(converted):
     np.testing.assert_allclose(batched, singles, atol=1e-6)
     assert classifier.predict(x[:0]).shape == (0, 7)
     assert [p.label for p in classifier.classify(x[:3])] == [emotions.LABELS[i] for i in batched[:3].argmax(1)]
+
+
+def test_flip_average_is_the_mean_of_face_and_mirror(converted):
+    path = converted["out"] / f"{converted['stem']}-int8.tflite"
+    plain = EmotionClassifier(path, max_batch=8)
+    flipped = EmotionClassifier(path, max_batch=8, flip_average=True)
+    x = np.random.default_rng(2).random((13, 48, 48, 1), dtype=np.float32)
+    expected = 0.5 * (plain.predict(x) + plain.predict(x[:, :, ::-1]))
+    np.testing.assert_allclose(flipped.predict(x), expected, atol=1e-6)
+    symmetric = np.concatenate([x[:, :, :24], x[:, :, :24][:, :, ::-1]], axis=2)
+    np.testing.assert_allclose(flipped.predict(symmetric), plain.predict(symmetric), atol=1e-6)
+    assert flipped.predict(x[:0]).shape == (0, 7)

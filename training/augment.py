@@ -1,48 +1,98 @@
-"""Training-time augmentation as a tf.data stage: flips, small affine moves, random erasing.
+"""Training-time augmentation in numpy and OpenCV: one composed affine per face, resampled once.
 
-It lives outside the model so the saved and converted models hold no training-only layers.
+Flip, rotation, shift and zoom are folded into a single 2x3 matrix per face and applied with one
+``cv2.warpAffine``, so a training face is interpolated once, not three times: chained resamplers blur
+training faces the model never sees blurred on the device. Written without any backend's tensors, it
+runs the same under Keras on TensorFlow, JAX or PyTorch. It lives outside the model so saved and
+converted models hold no training-only layers.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 
-def make_augmenter(seed: int, shift: float = 0.1, rotation_degrees: float = 10.0, zoom: float = 0.1,
-                   erase_probability: float = 0.5):
-    """A function batch -> batch for ``dataset.map``; images float32 (B, 48, 48, 1) in [0, 1]."""
-    import keras
-    import tensorflow as tf
+import numpy as np
 
-    flip = keras.layers.RandomFlip("horizontal", seed=seed)
-    rotate = keras.layers.RandomRotation(rotation_degrees / 360.0, fill_mode="reflect", seed=seed + 1)
-    translate = keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed + 2)
-    scale = keras.layers.RandomZoom((-zoom, zoom), fill_mode="reflect", seed=seed + 3)
-    generator = tf.random.Generator.from_seed(seed + 4)
 
-    def random_erase(images):
-        shape = tf.shape(images)
-        batch, height, width = shape[0], shape[1], shape[2]
-        hf, wf = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-        area = generator.uniform([batch], 0.02, 0.15) * hf * wf
-        aspect = tf.exp(generator.uniform([batch], -1.0, 1.0))
-        eh = tf.clip_by_value(tf.sqrt(area * aspect), 1.0, hf)
-        ew = tf.clip_by_value(tf.sqrt(area / aspect), 1.0, wf)
-        y0 = generator.uniform([batch]) * (hf - eh)
-        x0 = generator.uniform([batch]) * (wf - ew)
-        rows = tf.range(hf)[tf.newaxis, :, tf.newaxis]
-        cols = tf.range(wf)[tf.newaxis, tf.newaxis, :]
-        inside = ((rows >= y0[:, None, None]) & (rows < (y0 + eh)[:, None, None])
-                  & (cols >= x0[:, None, None]) & (cols < (x0 + ew)[:, None, None]))
-        chosen = generator.uniform([batch]) < erase_probability
-        mask = tf.logical_and(inside, chosen[:, None, None])[..., tf.newaxis]
-        noise = generator.uniform(tf.shape(images))
-        return tf.where(mask, noise, images)
+@dataclass(frozen=True)
+class AugmentSpec:
+    """How far each random move may go; the defaults are the shipped recipe."""
 
-    def augment(images, labels):
-        images = flip(images, training=True)
-        images = rotate(images, training=True)
-        images = translate(images, training=True)
-        images = scale(images, training=True)
-        images = tf.clip_by_value(images, 0.0, 1.0)
-        return random_erase(images), labels
+    flip: bool = True
+    rotation_degrees: float = 10.0
+    shift: float = 0.1  # fraction of the face size, each axis
+    zoom: float = 0.1  # scale in [1 - zoom, 1 + zoom]
+    erase_probability: float = 0.5
+    erase_area: tuple[float, float] = (0.02, 0.15)
+    single_resample: bool = True  # False: rotate, shift and zoom each resample (the pre-1.2 recipe)
 
-    return augment
+
+def affine_matrices(rng: np.random.Generator, n: int, size: int, spec: AugmentSpec) -> np.ndarray:
+    """(n, 2, 3) forward matrices: mirror, rotate and zoom about the centre, then shift."""
+    centre = (size - 1) / 2.0
+    angle = np.deg2rad(rng.uniform(-spec.rotation_degrees, spec.rotation_degrees, n))
+    scale = rng.uniform(1.0 - spec.zoom, 1.0 + spec.zoom, n)
+    mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0) if spec.flip else np.ones(n)
+    shift = rng.uniform(-spec.shift, spec.shift, (n, 2)) * size
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    m = np.empty((n, 2, 3), np.float64)
+    # [[cos, -sin], [sin, cos]] @ diag(mirror, 1), about the centre
+    m[:, 0, 0], m[:, 0, 1] = cos * mirror, -sin
+    m[:, 1, 0], m[:, 1, 1] = sin * mirror, cos
+    m[:, :, 2] = centre - m[:, :, :2] @ np.array([centre, centre]) + shift
+    return m
+
+
+def _warp(face: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    return cv2.warpAffine(face, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def augment_batch(faces: np.ndarray, rng: np.random.Generator, spec: AugmentSpec = AugmentSpec()) -> np.ndarray:
+    """float32 (B, S, S, 1) in [0, 1] -> the same shape, augmented; the input is not modified."""
+    batch, size = faces.shape[0], faces.shape[1]
+    matrices = affine_matrices(rng, batch, size, spec)
+    out = np.empty_like(faces)
+    for i in range(batch):
+        face = faces[i, :, :, 0]
+        if spec.single_resample:
+            out[i, :, :, 0] = _warp(face, matrices[i], size)
+        else:
+            out[i, :, :, 0] = _three_resamples(face, matrices[i], size)
+    np.clip(out, 0.0, 1.0, out=out)
+    _random_erase(out, rng, spec)
+    return out
+
+
+def _three_resamples(face: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    centre = (size - 1) / 2.0
+    rotation = matrix.copy()
+    rotation[:, 2] = 0.0
+    linear = rotation[:, :2]
+    scale = math.hypot(linear[0, 0], linear[1, 0])
+    mirror = 1.0 if linear[0, 0] * linear[1, 1] - linear[0, 1] * linear[1, 0] >= 0 else -1.0
+    if mirror < 0:
+        face = face[:, ::-1].copy()  # a flip moves pixels without interpolating
+        linear = linear @ np.diag([-1.0, 1.0])
+    about_centre = np.array([centre, centre])
+    for part in (linear / scale, np.eye(2) * scale):
+        step = np.concatenate([part, (about_centre - part @ about_centre)[:, None]], axis=1)
+        face = _warp(face, step, size)
+    shift = matrix[:, 2] - (about_centre - matrix[:, :2] @ about_centre)
+    return _warp(face, np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]]), size)
+
+
+def _random_erase(images: np.ndarray, rng: np.random.Generator, spec: AugmentSpec) -> None:
+    """Replace a random rectangle of about half the faces with noise, in place (occlusion robustness)."""
+    batch, height, width = images.shape[:3]
+    chosen = np.flatnonzero(rng.random(batch) < spec.erase_probability)
+    for i in chosen:
+        area = rng.uniform(*spec.erase_area) * height * width
+        aspect = math.exp(rng.uniform(-1.0, 1.0))
+        eh = int(np.clip(round(math.sqrt(area * aspect)), 1, height))
+        ew = int(np.clip(round(math.sqrt(area / aspect)), 1, width))
+        y0 = int(rng.integers(0, height - eh + 1))
+        x0 = int(rng.integers(0, width - ew + 1))
+        images[i, y0:y0 + eh, x0:x0 + ew, 0] = rng.random((eh, ew), dtype=np.float32)

@@ -17,33 +17,41 @@ from emo7ion.training import data as datasets
 from emo7ion.training import metrics
 
 
-def keras_predictor(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+def keras_predictor(path: Path, flip: bool = False) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     import keras
 
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # keras raises many types for a damaged zip or config
         raise ValueError(f"{path} is not a loadable .keras model: {error}") from error
-    return (lambda batch: np.asarray(model(batch, training=False))), {"format": "keras"}
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        if not flip:
+            return np.asarray(model(batch, training=False))
+        both = np.asarray(model(np.concatenate([batch, batch[:, :, ::-1]]), training=False))
+        return 0.5 * (both[:len(batch)] + both[len(batch):])
+
+    return predict, {"format": "keras", "flip_average": flip}
 
 
-def tflite_predictor(path: Path, threads: int, interpreter: str | None) -> tuple[Callable, dict]:
+def tflite_predictor(path: Path, threads: int, interpreter: str | None, flip: bool = False) -> tuple[Callable, dict]:
+    """The device's own classifier (``core.runtime``), flip averaging included, so the figure is the agent's."""
     from emo7ion.core.runtime import EmotionClassifier
 
-    classifier = EmotionClassifier(path, num_threads=threads, interpreter=interpreter)
+    classifier = EmotionClassifier(path, num_threads=threads, interpreter=interpreter, flip_average=flip)
     info = {"format": "tflite", "interpreter": classifier.interpreter_name, "input_dtype": classifier.input_dtype,
-            **classifier.model_id}
+            "flip_average": flip, **classifier.model_id}
     return classifier.predict, info
 
 
-def load_predictor(model: str | Path, threads: int = 1, interpreter: str | None = None):
+def load_predictor(model: str | Path, threads: int = 1, interpreter: str | None = None, flip: bool = False):
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} not found")
     if path.suffix == ".keras":
-        return keras_predictor(path)
+        return keras_predictor(path, flip)
     if path.suffix == ".tflite":
-        return tflite_predictor(path, threads, interpreter)
+        return tflite_predictor(path, threads, interpreter, flip)
     raise ValueError(f"{path}: expected a .keras or .tflite model")
 
 
@@ -64,9 +72,10 @@ def predict_all(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batc
 
 
 def evaluate(model: str | Path, data_dir: str | Path, split: str | None = None, batch_size: int = 32,
-             threads: int = 1, interpreter: str | None = None, progress: bool = True) -> dict:
+             threads: int = 1, interpreter: str | None = None, progress: bool = True, flip: bool = False) -> dict:
+    """``flip``: each face's probabilities averaged with its mirror image's, as the agent does by default."""
     dataset = datasets.load(data_dir, split)
-    predict, info = load_predictor(model, threads, interpreter)
+    predict, info = load_predictor(model, threads, interpreter, flip)
     probabilities, faces_per_second = predict_all(predict, dataset.x, batch_size, progress)
     summary = metrics.summarise(dataset.y, probabilities.argmax(axis=1))
     summary.update({"model": str(model), "data": str(data_dir), "faces_per_second": round(faces_per_second, 1),

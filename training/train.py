@@ -39,6 +39,7 @@ class TrainConfig:
     subset: int | None = None
     hparams: dict = field(default_factory=dict)
     init_weights: str | None = None  # start from this .keras model's weights (fine-tuning, a second cycle)
+    three_resamples: bool = False  # the pre-1.2 augmentation (rotate, shift, zoom each resample): ablation only
 
     def validate(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
@@ -69,22 +70,16 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {i: float(w / weights.mean()) for i, w in enumerate(weights)}
 
 
-def make_datasets(train, val, config: TrainConfig):
-    import tensorflow as tf
+def make_datasets(train, val, config: TrainConfig, first_epoch: int = 0):
+    """Augmented, reshuffled training batches and plain val batches, on any Keras backend."""
+    from emo7ion.training.augment import AugmentSpec
+    from emo7ion.training.batches import face_batches
 
-    from emo7ion.training.augment import make_augmenter
-
-    def onehot(y):
-        return np.eye(emotions.NUM_CLASSES, dtype=np.float32)[y]
-
-    train_ds = (tf.data.Dataset.from_tensor_slices((faces.normalise(train.x), onehot(train.y)))
-                .shuffle(len(train), seed=config.seed, reshuffle_each_iteration=True)
-                .batch(config.batch_size)
-                .map(make_augmenter(config.seed), num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
-    val_ds = (tf.data.Dataset.from_tensor_slices((faces.normalise(val.x), onehot(val.y)))
-              .batch(256).prefetch(tf.data.AUTOTUNE))
-    return train_ds, val_ds
+    spec = AugmentSpec(single_resample=not config.three_resamples)
+    train_batches = face_batches(train.x, train.y, config.batch_size, seed=config.seed, augment=spec, shuffle=True,
+                                 first_epoch=first_epoch)
+    val_batches = face_batches(val.x, val.y, 256)
+    return train_batches, val_batches
 
 
 def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
@@ -199,7 +194,6 @@ def train(config: TrainConfig, resume: bool = False, output: str | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     train_set, val_set = load_splits(config)
-    train_ds, val_ds = make_datasets(train_set, val_set, config)
     steps = int(np.ceil(len(train_set) / config.batch_size))
 
     if resume and (out / "checkpoint.keras").exists():
@@ -226,6 +220,7 @@ def train(config: TrainConfig, resume: bool = False, output: str | None = None) 
     log.info("%s: %s", config.model, models.describe(model))
 
     if state.epoch < config.epochs and state.wait < config.patience:
+        train_ds, val_ds = make_datasets(train_set, val_set, config, first_epoch=state.epoch)
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state.epoch,
                   class_weight=class_weights(train_set.y) if config.class_weights else None,
                   callbacks=[_checkpoint_callback(out, state, config.patience)],

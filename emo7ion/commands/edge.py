@@ -25,7 +25,8 @@ AGENT_FLAGS = (  # flag, dotted config key, help
     ("--ca-file", "broker.ca_file", "CA certificate for mqtts://"),
     ("--detector", "detector", "face detector type (see 'emo7ion edge detect --help')"),
     ("--model", "model", "the .tflite classifier (default: the shipped int8 model)"),
-    ("--outbox", "outbox.path", "SQLite outbox file"),
+    ("--flip-average", "flip_average", "true/false: average each face with its mirror image (default true)"),
+    ("--outbox", "outbox.path", "SQLite outbox file (default ~/.local/share/emo7ion/edge-outbox.sqlite)"),
     ("--fps", "source.fps", "image-folder replay rate"),
 )
 

@@ -80,6 +80,8 @@ def register(commands) -> None:
     evaluate.add_argument("--threads", type=int, default=1, help="interpreter threads for .tflite (default: 1)")
     evaluate.add_argument("--interpreter", choices=["ai_edge_litert", "tflite_runtime", "tensorflow"],
                           help="TFLite interpreter to use (default: the first installed)")
+    evaluate.add_argument("--flip", action="store_true",
+                          help="average each face with its mirror image (the agent's default; costs a 2x batch)")
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -126,8 +128,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from emo7ion.training.evaluate import evaluate
 
     summary = evaluate(args.model, args.data_dir, split=args.split, batch_size=args.batch_size,
-                       threads=args.threads, interpreter=args.interpreter, progress=sys.stderr.isatty())
+                       threads=args.threads, interpreter=args.interpreter, progress=sys.stderr.isatty(),
+                       flip=args.flip)
     print(f"model {summary['model']} ({summary['format']}"
+          + (", face and mirror averaged" if args.flip else "")
           + (f", {summary['input_dtype']} input, {summary['interpreter']}" if summary["format"] == "tflite" else "")
           + f") on {summary['data']}")
     print(metrics.format_report(summary))
