@@ -38,7 +38,10 @@ def main() -> int:
 
     out = Path(args.out)
     results_file = out / "ablation.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    saved = json.loads(results_file.read_text()) if results_file.exists() else {}
+    results = saved.get("arms", saved)  # also reads the first, flat format
+    setup = {"subset": args.subset, "epochs": args.epochs, "seed": args.seed, "data": args.data,
+             "scored_on": "val (PublicTest), all 3,589 faces"}
     for name, (three, bn) in ARMS.items():
         if name in results:
             continue
@@ -50,7 +53,7 @@ def main() -> int:
         results[name] = {"three_resamples": three, "bn_momentum": bn, "val_accuracy": scored["accuracy"],
                          "macro_f1": scored["macro_f1"], "best_epoch": summary["best_epoch"]}
         out.mkdir(parents=True, exist_ok=True)
-        results_file.write_text(json.dumps({**results}, indent=2))
+        results_file.write_text(json.dumps({"setup": setup, "arms": results}, indent=2))
         print(f"{name}: val {100 * scored['accuracy']:.2f}%", flush=True)
     print(f"\n| arm | val (PublicTest, {args.subset} training faces, {args.epochs} epochs) | macro F1 |")
     print("| --- | --- | --- |")

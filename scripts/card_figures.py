@@ -3,7 +3,7 @@
 The card's prose is written by hand; its tables are not. Each table sits between
 ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->`` and is regenerated from
 ``eval-keras-val.json``, ``eval-int8-val.json``, ``conversion-report.json`` and, when present,
-``eval-int8-val-tflite-runtime.json``, so a release cannot ship a card whose numbers it did not measure.
+``eval-int8-flip-val.json``, ``eval-int8-val-tflite-runtime.json`` and ``ablation-val.json``, so a release cannot ship a card whose numbers it did not measure.
 
 Usage: python scripts/card_figures.py [MODELS_DIR]   (``--check`` fails if the card is out of date)
 """
@@ -42,7 +42,7 @@ def _interpreter(result: dict) -> str:
     return INTERPRETERS.get(name, name or "unknown interpreter")
 
 
-def accuracy_table(keras: dict, int8: dict, tflite_runtime: dict | None) -> str:
+def accuracy_table(keras: dict, int8: dict, tflite_runtime: dict | None, int8_flip: dict | None = None) -> str:
     def row(name: str, result: dict, bold: bool = False) -> str:
         top1 = _bold(f"{100 * result['accuracy']:.2f}%", bold)
         per_class = " | ".join(f"{100 * result['per_class'][label]:.1f}" for label in LABELS)
@@ -52,6 +52,21 @@ def accuracy_table(keras: dict, int8: dict, tflite_runtime: dict | None) -> str:
              row("Keras", keras, bold=True), row(f"int8 ({_interpreter(int8)})", int8)]
     if tflite_runtime:
         lines.append(row(f"int8 ({_interpreter(tflite_runtime)})", tflite_runtime))
+    if int8_flip:
+        lines.append(row(f"int8, face and mirror averaged ({_interpreter(int8_flip)}; the agent's default)",
+                         int8_flip, bold=True))
+    return "\n".join(lines)
+
+
+def ablation_table(ablation: dict) -> str:
+    """The recipe ablation (scripts/ablate_recipe.py): one row per arm, scored on the whole val split."""
+    setup = ablation.get("setup", {})
+    lines = [f"| arm | val top-1 ({setup.get('subset', '?')} training faces, {setup.get('epochs', '?')} epochs) "
+             "| macro F1 |", "| --- | --- | --- |"]
+    best = max(row["val_accuracy"] for row in ablation["arms"].values())
+    for name, row in ablation["arms"].items():
+        top1 = _bold(f"{100 * row['val_accuracy']:.2f}%", row["val_accuracy"] == best)
+        lines.append(f"| {name} | {top1} | {row['macro_f1']:.3f} |")
     return "\n".join(lines)
 
 
@@ -91,10 +106,14 @@ def render(folder: Path, card: str) -> str:
     keras = _load(folder, "eval-keras-val.json")
     figures = {
         "accuracy": accuracy_table(keras, _load(folder, "eval-int8-val.json"),
-                                   _load(folder, "eval-int8-val-tflite-runtime.json", required=False)),
+                                   _load(folder, "eval-int8-val-tflite-runtime.json", required=False),
+                                   _load(folder, "eval-int8-flip-val.json", required=False)),
         "confusion": confusion_block(keras),
         "conversion": conversion_table(_load(folder, "conversion-report.json")),
     }
+    ablation = _load(folder, "ablation-val.json", required=False)
+    if ablation:
+        figures["ablation"] = ablation_table(ablation)
     for name, text in figures.items():
         pattern = re.compile(rf"(<!-- figures:{name} -->\n).*?(\n<!-- /figures:{name} -->)", re.S)
         if not pattern.search(card):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Turns a finished training run into the artifacts shipped in models/ (models/MODEL_CARD.md cites this):
 # the Keras model, its val evaluation and confusion heatmap, the int8 and float16 TFLite files and the
-# conversion report, and the training curves.
+# conversion report, the int8 model's val score with flip averaging, the recipe ablation, and the curves.
 # Usage: scripts/release_model.sh RUN_DIR [DATA] [VERSION]
 # With TFLITE_RUNTIME_EMO7ION set to the emo7ion command of a TensorFlow-free venv with tflite-runtime
 # (python3 -m venv V && V/bin/pip install 'numpy<2' tflite-runtime==2.14.0 -e '.[edge]'), the int8 model is also
@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: scripts/release_model.sh RUN_DIR [DATA] [VERSION]}
 DATA=${2:-../shared/data/fer2013/fer2013.tar.gz}
-VERSION=${3:-emo7ion-edge-1.0}
+VERSION=${3:-emo7ion-edge-1.2}
+ABLATION=${ABLATION:-runs/ablation/ablation.json}  # scripts/ablate_recipe.py's table, when it was run
 EMO7ION=.venv/bin/emo7ion
 
 cp "$RUN/model.keras" models/emo7ion-edge.keras
@@ -26,6 +27,10 @@ cp runs/release-convert/report.md models/conversion-report.md
 cp runs/release-convert/report.json models/conversion-report.json
 $EMO7ION --log-level WARNING evaluate models/emo7ion-edge-int8.tflite "$DATA" --split val --json \
     | tail -n 1 > models/eval-int8-val.json
+# As the agent runs it by default: each face averaged with its mirror image (one batch of 2N).
+$EMO7ION --log-level WARNING evaluate models/emo7ion-edge-int8.tflite "$DATA" --split val --flip --json \
+    | tail -n 1 > models/eval-int8-flip-val.json
+if [[ -f "$ABLATION" ]]; then cp "$ABLATION" models/ablation-val.json; fi
 rm -f models/eval-int8-val-tflite-runtime.json
 if [[ -n "${TFLITE_RUNTIME_EMO7ION:-}" ]]; then
     "$TFLITE_RUNTIME_EMO7ION" --log-level WARNING evaluate models/emo7ion-edge-int8.tflite "$DATA" --split val \

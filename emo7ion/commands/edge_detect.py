@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 CROWD_SAMPLE = "../shared/data/crowd-sample"
+"""Beside a checkout: named in --help, never a default (an install has no such path)."""
 
 
 def register(edge_commands) -> None:
@@ -29,10 +30,11 @@ def register(edge_commands) -> None:
                     "score first) and print recall for faces >= 32 px high and 16-32 px, detections, false "
                     "positives and milliseconds per frame (native size and resized to 1280x720). With --json the "
                     "last line is one JSON object.")
-    score.add_argument("--images", default=f"{CROWD_SAMPLE}/images", help="folder of images (default: %(default)s)")
-    score.add_argument("--ground-truth", default=f"{CROWD_SAMPLE}/ground_truth.json",
+    score.add_argument("--images", required=True,
+                       help=f"folder of images (beside a checkout: {CROWD_SAMPLE}/images)")
+    score.add_argument("--ground-truth", required=True,
                        help="JSON {file_name: [{'box': [x, y, w, h], 'invalid': bool}, ...]} "
-                            "(default: %(default)s)")
+                            f"(beside a checkout: {CROWD_SAMPLE}/ground_truth.json)")
     _detector_arguments(score)
     score.add_argument("--json", action="store_true", help="end with the scores as one JSON line")
     score.set_defaults(handler=run_score)
@@ -104,7 +106,7 @@ def run_score(args: argparse.Namespace) -> int:
     options = detector_options(args.detector, args.option)
     for path, what in ((args.images, "images folder"), (args.ground_truth, "ground truth")):
         if not Path(path).exists():
-            raise FileNotFoundError(f"{what} {path} not found (run from the repository root, or give the path)")
+            raise FileNotFoundError(f"{what} {path} not found")
     detector = registry.create(options)
     result = score_detector(detector, args.images, args.ground_truth)
     result["options"] = options

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-DEFAULT_DATA = "../shared/data/fer2013/fer2013.tar.gz"
+CHECKOUT_DATA = "../shared/data/fer2013/fer2013.tar.gz"
+"""Where the data lies beside a checkout: named in --help, never a default (an install has no such path)."""
 
 
 def register(commands) -> None:
@@ -16,9 +17,9 @@ def register(commands) -> None:
                     "augmentation, label smoothing, a warm-up+cosine learning rate and early stopping on val. "
                     "Every epoch is checkpointed in --out; --resume continues a stopped run. Writes the best "
                     "model (.keras), curves.png, history.json and summary.json.")
-    train.add_argument("--data", default=DEFAULT_DATA,
+    train.add_argument("--data", required=True,
                        help="folder with train/ and val/ (<emotion>/*.jpg), a .tar.gz of it, or fer2013.csv "
-                            "(default: %(default)s)")
+                            f"(beside a checkout: {CHECKOUT_DATA})")
     train.add_argument("--model", choices=["edge", "seed"], default="edge", help="architecture (default: edge)")
     train.add_argument("--out", default="runs/edge",
                        help="run folder for checkpoints and curves (default: %(default)s)")
@@ -43,7 +44,7 @@ def register(commands) -> None:
         description="keras-tuner search over the model's knobs (dropout, conv filters, dense units, learning "
                     "rate). Finished trials are kept in --out: run the same command again to resume. Writes "
                     "the best set to OUT/best_hparams.json for 'emo7ion train --hparams'.")
-    tune.add_argument("--data", default=DEFAULT_DATA, help="dataset, as for train (default: %(default)s)")
+    tune.add_argument("--data", required=True, help=f"dataset, as for train (beside a checkout: {CHECKOUT_DATA})")
     tune.add_argument("--model", choices=["edge", "seed"], default="edge")
     tune.add_argument("--out", default="runs/tune", help="search folder (default: %(default)s)")
     tune.add_argument("--algorithm", choices=["bayesian", "hyperband", "random"], default="bayesian")
@@ -62,7 +63,8 @@ def register(commands) -> None:
                     "first), measure batch-norm statistics afresh on DATA's train split, report val accuracy and "
                     "save the averaged model.")
     average.add_argument("models", nargs="+", help=".keras models to average")
-    average.add_argument("--data", default=DEFAULT_DATA, help="dataset with train and val (default: %(default)s)")
+    average.add_argument("--data", required=True,
+                         help=f"dataset with train and val (beside a checkout: {CHECKOUT_DATA})")
     average.add_argument("--out", required=True, help="the averaged .keras model")
     average.set_defaults(handler=run_average)
 
