@@ -51,6 +51,7 @@ def _source(config: EdgeConfig, timeout: float) -> str:
 
 
 def _broker(config: EdgeConfig, timeout: float) -> str:
+    from emo7ion.core import broker_errors
     from emo7ion.edge.publish import make_client
 
     client = make_client(f"{config.camera}-check", config.broker)
@@ -65,13 +66,15 @@ def _broker(config: EdgeConfig, timeout: float) -> str:
     try:
         client.connect(config.broker.host, config.broker.port, keepalive=10)
     except OSError as error:
-        raise RuntimeError(f"cannot reach {config.broker.url}: {error}") from error
+        raise RuntimeError(broker_errors.describe_error(config.broker.host, config.broker.port, error,
+                                                        config.broker.tls)) from error
     client.loop_start()
     try:
         if not done.wait(timeout):
             raise RuntimeError(f"no answer from {config.broker.url} within {timeout:.0f} s")
         if outcome["reason"].is_failure:
-            raise RuntimeError(f"{config.broker.url} refused the connection: {outcome['reason']}")
+            raise RuntimeError(broker_errors.describe_refusal(config.broker.host, config.broker.port,
+                                                              outcome["reason"], config.broker.username))
         return f"{config.broker.url} accepted {config.broker.username or 'anonymous'}"
     finally:
         client.disconnect()

@@ -173,3 +173,17 @@ def test_smaller_errors_read_as_written_for_people(tmp_path, capsys, caplog):
     with pytest.raises(ModelError) as wrong:  # a real TFLite file of another shape (BlazeFace's detector)
         EmotionClassifier(weights.path(weights.BLAZEFACE["short"]))
     assert "takes input (128, 128, 3)" in str(wrong.value) and "np.int32" not in str(wrong.value)
+
+
+@pytest.mark.skipif(not CROWD.is_dir(), reason="crowd photos not found")
+def test_edge_check_names_the_broker_and_the_cause(broker, tmp_path, capsys):
+    layout, users = broker
+    where = ["--source", str(CROWD), "--venue", "lobby", "--camera", "cam1", "--outbox", str(tmp_path / "o.sqlite")]
+    assert main(["edge", "check", *where, "--broker", f"mqtt://127.0.0.1:{layout.port}", "--username",
+                 users["camera"][0], "--password", "wrong"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL broker: broker 127.0.0.1:{layout.port} refused user '{users['camera'][0]}'" in out, out
+    assert main(["edge", "check", *where, "--broker", f"mqtts://127.0.0.1:{layout.tls_port}", "--username",
+                 users["camera"][0], "--password", users["camera"][1]]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL broker: TLS verification of broker 127.0.0.1:{layout.tls_port} failed" in out, out
