@@ -6,6 +6,7 @@ The module is imported only when this source is chosen, so nothing else needs Pi
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 
@@ -15,11 +16,21 @@ MISSING = ("--source picamera2: Picamera2 is not installed (on Raspberry Pi OS: 
            "and create the venv with --system-site-packages)")
 
 
+def installed() -> bool:
+    """Whether ``import picamera2`` can work, found without importing it (libcamera's start-up is slow)."""
+    if sys.modules.get("picamera2") is not None:
+        return True
+    try:
+        return importlib.util.find_spec("picamera2") is not None
+    except ValueError:  # in sys.modules without a spec: someone provides it
+        return True
+
+
 class PicameraSource(FrameSource):
     name = "picamera2"
 
     def __init__(self, width: int = 1280, height: int = 720, camera_num: int = 0):
-        if importlib.util.find_spec("picamera2") is None:  # at start: a camera that cannot exist is not retried
+        if not installed():  # at start: a camera that cannot exist is not retried
             raise SourceUnavailable(MISSING)
         self.width, self.height = width, height
         self.camera_num = camera_num
