@@ -6,9 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
-CROWD = Path("../shared/data/crowd-sample/images")
-
 
 def register(commands) -> None:
     bench = commands.add_parser("bench", help="benchmarks: classifier, edge agent, ingest",
@@ -20,7 +17,8 @@ def register(commands) -> None:
                                             "Keras model and each .tflite variant, with MACs per face and the "
                                             "CPU's float32 limit.")
     classifier.add_argument("models", nargs="*", type=Path,
-                            help="a .keras file and .tflite files (default: everything in models/)")
+                            help="a .keras file and .tflite files (default: the shipped .tflite models, and the "
+                                 ".keras one when Keras is installed)")
     classifier.add_argument("--json", action="store_true")
     classifier.set_defaults(handler=run_classifier)
 
@@ -28,8 +26,9 @@ def register(commands) -> None:
                           description="Frames/s, faces/s and milliseconds per stage (capture, detect, crop, "
                                       "classify, publish) of the agent's pipeline on real crowd photos resized to "
                                       "1280x720 and 1920x1080, single thread.")
-    edge.add_argument("--images", type=Path, default=CROWD, help="folder of crowd photos (default: %(default)s)")
-    edge.add_argument("--model", type=Path, default=MODELS / "emo7ion-edge-int8.tflite")
+    edge.add_argument("--images", type=Path, required=True,
+                      help="folder of crowd photos (in a checkout: ../shared/data/crowd-sample/images)")
+    edge.add_argument("--model", type=Path, help="the .tflite classifier (default: the shipped int8 model)")
     edge.add_argument("--frames", type=int, default=20, help="frames per resolution (default: %(default)s)")
     edge.add_argument("--sizes", default="1280x720,1920x1080", help="comma-separated WxH (default: %(default)s)")
     edge.add_argument("--json", action="store_true")
@@ -49,12 +48,23 @@ def register(commands) -> None:
     ingest.set_defaults(handler=run_ingest)
 
 
+def shipped_models() -> list[Path]:
+    """The released .tflite models, and the .keras one when Keras can load it (a wheel ships no .keras)."""
+    import importlib.util
+
+    from emo7ion.core.resources import models_dir
+
+    folder = models_dir()
+    keras = sorted(folder.glob("*.keras")) if importlib.util.find_spec("keras") else []
+    return keras + sorted(folder.glob("*.tflite"))
+
+
 def run_classifier(args: argparse.Namespace) -> int:
     from emo7ion.bench import classifier
 
-    models = args.models or sorted(MODELS.glob("*.keras")) + sorted(MODELS.glob("*.tflite"))
+    models = args.models or shipped_models()
     if not models:
-        raise FileNotFoundError("no models given and none found in models/")
+        raise FileNotFoundError("no models given and none shipped with the package; give .tflite files")
     result = classifier.run(models)
     print(classifier.table(result))
     if args.json:
@@ -64,6 +74,7 @@ def run_classifier(args: argparse.Namespace) -> int:
 
 def run_edge(args: argparse.Namespace) -> int:
     from emo7ion.bench import edge
+    from emo7ion.core.resources import shipped_model
     from emo7ion.edge.sources.images import list_images
 
     images = list_images(str(args.images))
@@ -73,7 +84,8 @@ def run_edge(args: argparse.Namespace) -> int:
         sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
     except ValueError:
         raise ValueError(f"--sizes {args.sizes!r}: expected e.g. 1280x720,1920x1080") from None
-    results = edge.run(str(args.model), images, sizes, frames=args.frames)
+    model = args.model or shipped_model()
+    results = edge.run(str(model), images, sizes, frames=args.frames)
     print(edge.table(results))
     if args.json:
         print(json.dumps(results))
