@@ -46,7 +46,6 @@ class IngestStats:
     latency_sum_s: float = 0.0   # end of window -> stored, summed over stored windows
     connected: bool = False
     connections: int = 0   # successful connects: a change tells publishers of retained topics to publish again
-
     disconnects: int = 0   # connections lost (not our own stop)
     store_ok: bool = True  # the last write committed (False from a failed write until one succeeds)
     log_suppressed: int = 0  # rejection log lines left out by the rate limit

@@ -44,8 +44,10 @@ the latest window, and how many seqs were skipped and never arrived (what the br
 
 OVERLAPPING = ("SELECT 1 FROM windows WHERE venue = ? AND camera = ? AND end_ts > ? AND end_ts < ? "
                "AND start_ts < ? AND NOT (seq = ? AND start_ts = ?) LIMIT 1")
-"""Another window of the camera that shares time with [start, end); ``end_ts < end + MAX_WINDOW_SECONDS``
-bounds the index range (no window is longer)."""
+"""Another window of the camera that shares more than ``OVERLAP_TOLERANCE_S`` with [start, end);
+``end_ts < end + MAX_WINDOW_SECONDS`` bounds the index range (no window is longer)."""
+OVERLAP_TOLERANCE_S = 0.01
+"""Windows that touch may share a rounding error (times travel as milliseconds)."""
 
 MIN_WINDOW_S = 1.0
 """The shortest window an agent makes: a seq jump larger than the time passed allows is a new outbox."""
@@ -194,7 +196,8 @@ class Store:
                 for w in windows:
                     start, end = w.start.timestamp(), w.end.timestamp()
                     if refuse_overlaps and self._execute(OVERLAPPING, (
-                            w.venue, w.camera, start, end + messages.MAX_WINDOW_SECONDS, end, w.seq, start)).fetchall():
+                            w.venue, w.camera, start + OVERLAP_TOLERANCE_S, end + messages.MAX_WINDOW_SECONDS,
+                            end - OVERLAP_TOLERANCE_S, w.seq, start)).fetchall():
                         overlapping.append(w)
                         accounted.append((w, True))
                         continue

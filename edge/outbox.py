@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from emo7ion.core.errors import UserError
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -30,8 +32,9 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0), ('dropped', 0);
 """
 
 
-class OutboxError(RuntimeError):
-    """The outbox file cannot be opened now (locked, read-only, no space), though it is not corrupt."""
+class OutboxError(UserError):
+    """The outbox file cannot be opened now (locked, read-only, no space), though it is not corrupt: the
+    command says so in one line (a supervisor starts the agent again later)."""
 
 
 @dataclass(frozen=True)
