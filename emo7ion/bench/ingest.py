@@ -48,12 +48,15 @@ def _publisher(port: int, cameras: list[tuple[str, str]], period_s: float, durat
     while time.time() < start_at:
         time.sleep(0.01)
     seq, total, next_due = 0, 0, time.monotonic()
+    last_end: dict[str, float] = {}  # a camera's windows follow each other, as an agent's do (overlaps are refused)
     deadline = time.monotonic() + duration_s
     while time.monotonic() < deadline:
         for (venue, camera), topic in zip(cameras, topics):
             now = time.time()
+            start = max(now - period_s, last_end.get(topic, 0.0))
+            last_end[topic] = now
             window = messages.Window(venue=venue, camera=camera, seq=seq, start=dt.datetime.fromtimestamp(
-                now - period_s, dt.UTC), end=dt.datetime.fromtimestamp(now, dt.UTC), frames=10, faces=7,
+                start, dt.UTC), end=dt.datetime.fromtimestamp(now, dt.UTC), frames=10, faces=7,
                 counts=counts, mean_confidence=0.7, model=MODEL)
             client.publish(topic, messages.window_payload(window), qos=1)
             total += 1
