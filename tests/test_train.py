@@ -54,3 +54,23 @@ def test_average_of_a_run_keeps_its_architecture(tiny_model, tiny_data, tmp_path
     assert conv and np.allclose(np.asarray(conv[0]), np.asarray(original.get_layer("stem_conv").kernel))
     with pytest.raises(ValueError, match="at least two"):
         average([str(tiny_model)], str(tiny_data), str(tmp_path / "x.keras"), progress=False)
+
+
+def test_resume_with_more_epochs_stretches_the_cosine(tiny_data, tmp_path):
+    import math
+
+    out = tmp_path / "run"
+    config = TrainConfig(data=str(tiny_data), out=str(out), epochs=2, batch_size=32, warmup_epochs=0,
+                         learning_rate=1e-3)
+    train(config)
+    config.epochs = 4
+    train(config, resume=True)
+    history = json.loads((out / "history.json").read_text())
+    steps = int(np.ceil(280 / 32))
+    expected = 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * 3 * steps / (4 * steps)))
+    assert history["learning_rate"][2] == pytest.approx(expected, rel=1e-4)
+    assert history["learning_rate"][3] == pytest.approx(1e-5, rel=1e-3)
+    assert json.loads((out / "state.json").read_text())["config"]["epochs"] == 4
+    config.epochs = 3
+    with pytest.raises(ValueError, match="already done"):
+        train(config, resume=True)

@@ -127,6 +127,21 @@ def export_model(source: str | Path, target: str | Path) -> None:
     _save_model(keras.models.load_model(source), Path(target), with_optimizer=False)
 
 
+def retarget_schedule(model, steps_per_epoch: int, epochs: int) -> None:
+    """Stretch or shorten a resumed run's cosine to end at ``epochs``: a run that will not fit its time
+    can still anneal fully instead of being cut off at a high learning rate."""
+    from emo7ion.training.schedule import WarmupCosine
+
+    old = model.optimizer._learning_rate  # noqa: SLF001  the schedule object itself, not its current value
+    if not isinstance(old, WarmupCosine):
+        raise ValueError("this checkpoint's learning rate is not a warm-up + cosine schedule; cannot change --epochs")
+    if epochs * steps_per_epoch <= int(model.optimizer.iterations):
+        raise ValueError(f"--epochs {epochs} is not beyond the {int(model.optimizer.iterations) // steps_per_epoch} "
+                         "epochs this run has already done")
+    model.optimizer.learning_rate = WarmupCosine(old.peak, total_steps=steps_per_epoch * epochs,
+                                                 warmup_steps=old.warmup_steps, floor=old.floor)
+
+
 class RunState:
     """What a run must remember across a restart; written after every epoch."""
 
@@ -202,6 +217,10 @@ def train(config: TrainConfig, resume: bool = False, output: str | None = None) 
         state = RunState.load(out)
         model = keras.models.load_model(out / "checkpoint.keras")
         log.info("resuming %s at epoch %d (best val accuracy %.4f)", out, state.epoch, state.best)
+        if int(state.config.get("epochs", config.epochs)) != config.epochs:
+            retarget_schedule(model, steps, config.epochs)
+            log.info("the cosine now ends at epoch %d instead of %d", config.epochs, state.config["epochs"])
+            state.config["epochs"] = config.epochs
     else:
         if resume:
             log.warning("nothing to resume in %s; starting a new run", out)
