@@ -20,7 +20,8 @@ class AggregatorConfig:
     username: str = field(default="", metadata={"help": "MQTT user (emo7ion broker add-aggregator)"})
     password: str = field(default="", metadata={"help": "MQTT password"})
     ca_file: str = field(default="", metadata={"help": "CA certificate for mqtts://"})
-    client_id: str = field(default="emo7ion-aggregator", metadata={"help": "MQTT client id: the persistent session"})
+    client_id: str = field(default="emo7ion-aggregator", metadata={
+        "help": "MQTT client id: the persistent session (a broker from `emo7ion broker init` uses the user name)"})
     shared_group: str = field(default="", metadata={"help": "join $share/GROUP/... to split the stream"})
     session_expiry_s: int = field(default=7 * 86400, metadata={"help": "how long the broker queues for us"})
     db: str = field(default_factory=lambda: default_file("aggregator.sqlite"), metadata={

@@ -31,8 +31,8 @@ TLS12_CIPHERS = ":".join(f"ECDHE-{key}-{suite}" for key in ("ECDSA", "RSA")
 """TLS 1.2 suites the broker accepts: forward secrecy and AEAD only (our certificate is ECDSA; RSA for one
 brought from elsewhere)."""
 MAX_QUEUED_BYTES = 256 * 1024 * 1024
-"""Per client, payload bytes the broker queues beyond those in flight: about 500,000 windows of ~500 bytes,
-four hours of a 300-camera venue at 10 s windows for an aggregator that is away (docs/security.md)."""
+"""Per client, payload bytes the broker queues beyond those in flight: about 600,000 windows of ~430 bytes,
+nearly six hours of a 300-camera venue at 10 s windows for an aggregator that is away (docs/security.md)."""
 MAX_QUEUED_MESSAGES = 1_000_000
 """A count bound above the byte bound, so bytes decide (a 10,000 count once dropped a burst silently)."""
 

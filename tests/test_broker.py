@@ -129,12 +129,13 @@ class Peer:
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory, request) -> SimpleNamespace:
     """A running production-profile broker (TLS bound to 127.0.0.1) with two cameras in venue "lobby",
-    an aggregator and a viewer."""
+    two aggregators (a client's id is its user name: one connection per account) and a viewer."""
     directory = tmp_path_factory.mktemp("broker") / "broker"
     port, tls_port = two_ports()
     layout = init_broker(directory, port, tls_port, tls_bind="127.0.0.1")
     users = {"cam1": add_camera(directory, "lobby", "cam1"), "cam2": add_camera(directory, "lobby", "cam2"),
-             "aggregator": add_aggregator(directory, "central"), "viewer": add_viewer(directory, "wall")}
+             "aggregator": add_aggregator(directory, "central"), "replica": add_aggregator(directory, "replica"),
+             "viewer": add_viewer(directory, "wall")}
     mosquitto = layout.mosquitto()
     request.addfinalizer(mosquitto.stop)
     mosquitto.start()
@@ -172,7 +173,7 @@ def test_anonymous_and_wrong_passwords_are_refused(broker):
 
 
 def test_camera_publishes_its_counts_to_plain_and_shared_aggregator_subscriptions(connect):
-    everything, shared = connect("aggregator"), connect("aggregator")
+    everything, shared = connect("aggregator"), connect("replica")
     assert not any(code.is_failure for code in everything.subscribe("emo7ion/v1/#"))
     assert not any(code.is_failure for code in shared.subscribe("$share/grp/emo7ion/v1/+/+/+"))
     camera = connect("cam1")
@@ -212,7 +213,7 @@ def test_camera_reads_nothing(connect):
 
 
 def test_aggregator_publishes_mood_but_not_counts(connect):
-    listener = connect("aggregator")
+    listener = connect("replica")
     listener.subscribe("emo7ion/v1/#")
     aggregator = connect("aggregator")
     assert aggregator.publish("emo7ion/v1/lobby/cam1/counts").value == NOT_AUTHORIZED
