@@ -176,7 +176,9 @@ def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
         assert page.eval_on_selector("#mood", "e => e.scrollHeight <= e.clientHeight + 1"), "mood overflows"
         page.screenshot(path=str(tmp_path / "dashboard-stale.png"))
     elapsed = time.monotonic() - started
-    assert elapsed < 60, f"the browser part took {elapsed:.0f} s"
+    # About 15 s on an idle 2-core machine; 60-70 s with a training run on both cores (Chromium's launch alone
+    # took 32 s there), hence the margin. What this catches is a wait that never ends early.
+    assert elapsed < 90, f"the browser part took {elapsed:.0f} s"
 
 
 def assert_cameras_all_visible(page, viewport: tuple[int, int], page_may_scroll: bool) -> None:

@@ -29,6 +29,8 @@
     zone: '',
     range: 'auto',          // the chart's period as chosen: 'auto' (fit the venue's data) or minutes
     minutes: 60,            // the period drawn, in minutes (fitted when range is 'auto')
+    fitGeneration: -1,      // the view the fitted period belongs to
+    fitAt: 0,
     scale: 'share',
     generation: 0,          // bumped on every venue/zone switch; late answers from older ones are dropped
     mood: null,
@@ -297,7 +299,7 @@
     const longest = FIT_SPANS[FIT_SPANS.length - 1];
     let first = firstDataMs(await api(seriesPath(longest, longest)));   // 60 coarse buckets
     if (first === null) return FIT_SPANS[0];
-    if (Date.now() - first < 75 * 60000) first = firstDataMs(await api(seriesPath(90, 30))) ?? first;
+    if (Date.now() - first < 75 * 60000) first = firstDataMs(await api(seriesPath(90, 60))) ?? first;
     const needed = ((Date.now() - first) / 60000) * 1.1;
     return FIT_SPANS.find((span) => span >= needed) || longest;
   }
@@ -306,10 +308,13 @@
     const generation = state.generation;
     state.lastSeriesFetch = Date.now();
     try {
-      if (state.range === 'auto') {
+      // Fitted again for each venue or zone, and every REFRESH_MS (the data's span only changes slowly).
+      if (state.range === 'auto' && (state.fitGeneration !== generation || Date.now() - state.fitAt > REFRESH_MS)) {
         const fitted = await fitMinutes();
         if (generation !== state.generation || state.range !== 'auto') return;
         state.minutes = fitted;
+        state.fitGeneration = generation;
+        state.fitAt = Date.now();
       }
       const step = stepFor(state.minutes);
       const series = await api(seriesPath(state.minutes, step));
@@ -949,6 +954,7 @@
     state.token = wanted.token;
     state.range = wanted.range;
     if (state.range !== 'auto') state.minutes = state.range;
+    state.fitGeneration = -1;
     const rangeSelect = $('range');
     if (![...rangeSelect.options].some((o) => o.value === String(state.range))) {
       rangeSelect.append(new Option(`${state.range} min`, String(state.range)));
@@ -973,6 +979,7 @@
     $('range').addEventListener('change', (event) => {
       state.range = event.target.value === 'auto' ? 'auto' : Number(event.target.value) || 60;
       if (state.range !== 'auto') state.minutes = state.range;
+      state.fitGeneration = -1;
       writeHash();
       state.series = null;
       drawChart();
