@@ -205,7 +205,7 @@ def test_generated_queries_are_200_or_a_clear_4xx(live, request):
                                                                               f"/{endpoint}")
     query = {k: _query_value(v) for k, v in params.items()}
     response = get(live, path, params={**query, **credentials.get("params", {})},
-                   headers=credentials.get("headers", {}))
+                   headers=credentials.get("headers", {}), cookies=credentials.get("cookies"))
     event(f"{endpoint} {response.status_code}")  # the mix, in --hypothesis-show-statistics
     routed = endpoint in ("venues", "cameras") or (venue not in ("", ".", "..") and "/" not in venue)
     if credentials in BAD_CREDENTIALS_SHORT:
