@@ -244,6 +244,10 @@ class Ingest:
             except Exception as error:  # noqa: BLE001  any database error: decide between retry and isolate
                 self.stats.store_errors += 1
                 self.stats.store_ok = False
+                if self._stop.is_set():  # the store may be closing: never reject (and acknowledge) for that
+                    log.warning("storing %d message(s) failed while stopping (%s); left unacknowledged for the "
+                                "broker to deliver again", len(batch), error)
+                    return
                 if not self.store.is_transient(error):
                     # The database refused the data itself: store the messages one by one and reject (and
                     # acknowledge) only those that fail, instead of blocking the stream behind a poison message.
@@ -273,7 +277,7 @@ class Ingest:
                 one, again = self._store([entry])
                 stored, duplicates = stored + one, duplicates + again
             except Exception as error:  # noqa: BLE001  this one message cannot be stored: reject it, go on
-                if self.store.is_transient(error):
+                if self.store.is_transient(error) or self._stop.is_set():
                     raise
                 self.stats.rejected["store"] += 1
                 log.error("could not store a message from %s/%s (%s); rejected", entry[0].venue, entry[0].camera,
