@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from mqtt_helpers import start_plain_broker
 
+from conftest import stored_keys
 from emo7ion.aggregator import config as aggregator_config
 from emo7ion.aggregator.service import Aggregator
 from emo7ion.broker_config import add_aggregator, add_camera, init_broker
@@ -135,7 +136,7 @@ def wait_until(predicate, timeout: float) -> bool:
 
 
 def stored_seqs(service: Aggregator, venue: str, camera: str) -> list[int]:
-    return [seq for v, c, seq in service.store.window_keys() if (v, c) == (venue, camera)]
+    return [seq for v, c, seq in stored_keys(service.config.db) if (v, c) == (venue, camera)]
 
 
 def health(service: Aggregator) -> int:
@@ -406,7 +407,7 @@ def test_a_full_disk_turns_health_red_and_loses_nothing_acknowledged(venue):
     store = service.store
     now = float(int(time.time()))
     try:
-        honest.settle([honest.send("counts", window("hall", "cam-2", 0, now - 5))])
+        honest.settle([honest.send("counts", window("hall", "cam-2", 0, now - 1, length=1.0))])  # after the rest
         assert wait_until(lambda: service.ingest.stats.stored == 1, 10) and health(service) == 200
         with store._lock:  # SQLite now answers SQLITE_FULL, as on a full disk
             pages = store._db.execute("PRAGMA page_count").fetchone()[0]
