@@ -3,7 +3,8 @@
 The card's prose is written by hand; its tables are not. Each table sits between
 ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->`` and is regenerated from
 ``eval-keras-val.json``, ``eval-int8-val.json``, ``conversion-report.json`` and, when present,
-``eval-int8-flip-val.json``, ``eval-int8-val-tflite-runtime.json`` and ``ablation-val.json``, so a release cannot ship a card whose numbers it did not measure.
+``eval-int8-flip-val.json``, ``eval-int8-val-tflite-runtime.json`` and ``ablation-val.json``,
+so a release cannot ship a card whose numbers it did not measure.
 
 Usage: python scripts/card_figures.py [MODELS_DIR]   (``--check`` fails if the card is out of date)
 """

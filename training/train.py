@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emo7ion.core import emotions, faces
+from emo7ion.core import emotions
 from emo7ion.training import data as datasets
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,9 @@ def tflite_macs(model_path: Path) -> int | None:
     return total or None
 
 
-def run(models: list[Path], batches=(1, 32), threads=(1, 2), faces: np.ndarray | None = None) -> dict:
+def run(models: list[Path], batches=(1, 32), threads=(1, 2), faces: np.ndarray | None = None,
+        flips=(False, True)) -> dict:
+    """``flips``: each TFLite variant alone and with flip averaging (face + mirror in one batch of 2N)."""
     rng = np.random.default_rng(0)
     faces = rng.random((512, 48, 48, 1), dtype=np.float32) if faces is None else faces
     info = cpu_info()
@@ -72,11 +74,13 @@ def run(models: list[Path], batches=(1, 32), threads=(1, 2), faces: np.ndarray |
         macs_of[path.name] = tflite_macs(path)
         macs = macs or macs_of[path.name]
         for thread_count in threads:
-            classifier = EmotionClassifier(path, num_threads=thread_count, max_batch=max(batches))
-            for batch in batches:
-                speed = faces_per_second(classifier.predict, faces, batch)
-                rows.append({"model": path.name, "variant": classifier.model_id["variant"], "batch": batch,
-                             "threads": thread_count, "faces_per_second": round(speed, 1)})
+            for flip in flips:
+                classifier = EmotionClassifier(path, num_threads=thread_count, max_batch=2 * max(batches),
+                                               flip_average=flip)
+                for batch in batches:
+                    speed = faces_per_second(classifier.predict, faces, batch)
+                    rows.append({"model": path.name, "variant": classifier.model_id["variant"], "batch": batch,
+                                 "threads": thread_count, "flip": flip, "faces_per_second": round(speed, 1)})
     for row in rows:
         model_macs = macs_of.get(row["model"]) or macs
         if model_macs:  # flip averaging runs each face twice
@@ -90,9 +94,10 @@ def table(result: dict) -> str:
     lines = [f"{info['cpu']}: float32 limit ~{info['peak_fp32_gmacs_per_core']} GMAC/s per core "
              f"({info['fp32_macs_per_cycle']} MAC/cycle at {info['mhz']} MHz); "
              f"{macs / 1e6:.1f} M MAC per face" if macs else "MACs per face unknown",
-             "", f"{'model':<32} {'variant':<13} {'batch':>5} {'threads':>10} {'faces/s':>9} {'GMAC/s':>8}"]
+             "", f"{'model':<32} {'variant':<13} {'flip':>5} {'batch':>5} {'threads':>10} {'faces/s':>9} {'GMAC/s':>8}"]
     for row in result["rows"]:
-        lines.append(f"{row['model']:<32} {row['variant']:<13} {row['batch']:>5} {row['threads']!s:>10} "
+        flip = {True: "yes", False: "no"}.get(row.get("flip"), "-")
+        lines.append(f"{row['model']:<32} {row['variant']:<13} {flip:>5} {row['batch']:>5} {row['threads']!s:>10} "
                      f"{row['faces_per_second']:>9.1f} {_gmacs(row):>8}")
     return "\n".join(lines)
 

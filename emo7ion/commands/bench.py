@@ -31,6 +31,8 @@ def register(commands) -> None:
     edge.add_argument("--model", type=Path, help="the .tflite classifier (default: the shipped int8 model)")
     edge.add_argument("--frames", type=int, default=20, help="frames per resolution (default: %(default)s)")
     edge.add_argument("--sizes", default="1280x720,1920x1080", help="comma-separated WxH (default: %(default)s)")
+    edge.add_argument("--no-flip", action="store_true",
+                      help="run the pipeline without flip averaging (its cost is reported either way)")
     edge.add_argument("--json", action="store_true")
     edge.set_defaults(handler=run_edge)
 
@@ -85,7 +87,7 @@ def run_edge(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--sizes {args.sizes!r}: expected e.g. 1280x720,1920x1080") from None
     model = args.model or shipped_model()
-    results = edge.run(str(model), images, sizes, frames=args.frames)
+    results = edge.run(str(model), images, sizes, frames=args.frames, flip_average=not args.no_flip)
     print(edge.table(results))
     if args.json:
         print(json.dumps(results))
