@@ -15,11 +15,11 @@ import json
 import logging
 from pathlib import Path
 
-ARMS = {  # name: (three_resamples, bn_momentum)
+ARMS = {  # name: (three_resamples, bn_momentum); run in this order, each saved as soon as it is scored
     "1.1 recipe: three resamples, BN 0.99": (True, 0.99),
-    "one resample, BN 0.99": (False, 0.99),
     "three resamples, BN 0.9": (True, 0.9),
     "one resample, BN 0.9 (1.2 recipe)": (False, 0.9),
+    "one resample, BN 0.99": (False, 0.99),
 }
 
 

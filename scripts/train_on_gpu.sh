@@ -3,7 +3,7 @@
 # reaches no package registry, in one call sized to a 15-minute device budget (machine start included).
 #
 #   scripts/train_on_gpu.sh prepare [DATA]   # here: wheels for keras, namex, optree + the FER2013 archive
-#                                            #   into .gpu/ (ignored by git, carried to the device)
+#                                            #   into .gpu/ (in .gitignore; the device tool carries it)
 #   scripts/train_on_gpu.sh run [EPOCHS] [MINUTES]
 #                                            # there: Keras 3 on JAX trains `edge` for EPOCHS (default 80),
 #                                            #   stopped after MINUTES (default 10) of training at the latest;
@@ -19,7 +19,6 @@ GPU_DIR=.gpu
 prepare() {
   local data=${1:-../shared/data/fer2013/fer2013.tar.gz}
   [ -f "$data" ] || { echo "train_on_gpu: dataset $data not found" >&2; exit 2; }
-  grep -qx "/$GPU_DIR/" .git/info/exclude 2>/dev/null || echo "/$GPU_DIR/" >> .git/info/exclude
   rm -rf "$GPU_DIR"; mkdir -p "$GPU_DIR/wheels"
   local python=${PYTHON:-.venv/bin/python}
   # The device runs Python 3.12 on x86-64; take the versions this checkout trains with.
