@@ -18,13 +18,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from emo7ion import __version__
 from emo7ion.aggregator import cameras, mood
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.metrics import render_metrics
 from emo7ion.aggregator.store import Store
 from emo7ion.core import messages
+from emo7ion.core.version import version as emo7ion_version
 
 MAX_MINUTES = 7 * 24 * 60
 MAX_POINTS = 5000
@@ -60,7 +60,7 @@ def _zone_id(zone: str | None) -> str | None:
 
 
 def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_stats=None) -> FastAPI:
-    app = FastAPI(title="Emo7ion aggregator", version=__version__,
+    app = FastAPI(title="Emo7ion aggregator", version=emo7ion_version(),
                   description="Venue mood from anonymous per-window emotion counts. No images, ever.")
     app.state.stopping = threading.Event()  # set by the service on stop: live streams end before the server does
 
@@ -92,7 +92,7 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
         if not any(row["venue"] == venue for row in store.venues()):
             raise HTTPException(status_code=404, detail=f"no venue {venue!r} has reported yet")
 
-    def mood_of(venue: str, zone: str | None, minutes: float | None = None) -> dict:
+    def mood_of(venue: str, zone: str | None, minutes: float | None = None) -> messages.Mood:
         window = minutes * 60 if minutes else config.mood_window_s
         online = cameras.online_count(camera_rows(venue), zone)
         return mood.venue_mood(store, venue, window, online, zone)
@@ -112,7 +112,7 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
                    minutes: Annotated[float | None, Query(gt=0, le=MAX_MINUTES)] = None) -> dict:
         venue = _venue_id(venue)
         venue_known(venue)
-        return mood_of(venue, _zone_id(zone), minutes)
+        return mood_of(venue, _zone_id(zone), minutes).document()
 
     @app.get("/api/venues/{venue}/timeseries", dependencies=guarded)
     def venue_timeseries(venue: str, zone: str | None = None,
@@ -156,10 +156,9 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
             if version != last_version:
                 last_version = version
                 current = await asyncio.to_thread(mood_of, venue, None)
-                comparable = {k: v for k, v in current.items() if k != "ts"}
-                if comparable != last_mood:
-                    last_mood = comparable
-                    yield f"event: mood\ndata: {json.dumps(current)}\n\n"
+                if not current.same_as(last_mood):
+                    last_mood = current
+                    yield f"event: mood\ndata: {json.dumps(current.document())}\n\n"
                 rows = await asyncio.to_thread(camera_rows, venue)
                 if rows != last_cameras:
                     last_cameras = rows
@@ -185,7 +184,7 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
         healthy = database == "ok" and connected is not False
         if not healthy:
             raise HTTPException(status_code=503, detail={"database": database, "broker_connected": connected})
-        return {"status": "ok", "database": database, "broker_connected": connected, "version": __version__}
+        return {"status": "ok", "database": database, "broker_connected": connected, "version": emo7ion_version()}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 from emo7ion.core import messages
+from emo7ion.core.broker_connection import BrokerAddress
 from emo7ion.core.paths import default_file
 from emo7ion.core.settings import ConfigError, layered
 
@@ -58,9 +58,7 @@ class AggregatorConfig:
         return f"$share/{self.shared_group}/{messages.SUBSCRIPTION}" if self.shared_group else messages.SUBSCRIPTION
 
     def validate(self) -> AggregatorConfig:
-        parsed = urlparse(self.broker)
-        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-            raise ConfigError(f"broker={self.broker!r} must look like mqtt://host:1883 or mqtts://host:8883")
+        BrokerAddress.parse(self.broker, "broker")
         if self.shared_group:
             try:
                 messages.check_id(self.shared_group, "shared_group")

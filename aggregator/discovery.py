@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from emo7ion.core import messages
+from emo7ion.core.version import version as emo7ion_version
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +66,13 @@ def sensor_config(sensor: Sensor, venue: str, zone: str | None, availability_top
     }
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("emo7ion")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 class Discovery:
     """Announces a venue's (or zone's) sensors once per broker connection, before its first mood."""
 
     def __init__(self, client, prefix: str, availability_topic: str, window_s: float):
         self.client, self.prefix, self.availability_topic = client, prefix, availability_topic
         self.sensors = sensors(window_s)
-        self.version = _version()
+        self.version = emo7ion_version()
         self._announced: set[tuple[str, str | None]] = set()
 
     def forget(self) -> None:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -28,9 +26,11 @@ from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.ratelimit import RateLimitedLog
 from emo7ion.aggregator.store import Store
-from emo7ion.core import broker_errors, messages
+from emo7ion.core import broker_connection, broker_errors, messages
 
 log = logging.getLogger(__name__)
+RECONNECT_S = (1.0, 30.0)
+"""paho's reconnect backoff, first and longest delay."""
 
 
 @dataclass
@@ -85,16 +85,12 @@ class Ingest:
         self._last_failure = ""
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        client.enable_logger(broker_errors.paho_logger())
-        if self.config.username:
-            client.username_pw_set(self.config.username, self.config.password or None)
-        if urlparse(self.config.broker).scheme == "mqtts":
-            client.tls_set(ca_certs=self.config.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
-        client.reconnect_delay_set(1, 30)
         # Our availability (Home Assistant reads it): "offline" by the broker when we vanish, "online" on connect.
-        client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        client = broker_connection.make_client(
+            self.config.client_id, self.address, username=self.config.username, password=self.config.password,
+            ca_file=self.config.ca_file, reconnect_s=RECONNECT_S, will=broker_connection.Will(self.status_topic,
+                                                                                               "offline"),
+            manual_ack=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -102,9 +98,12 @@ class Ingest:
         return client
 
     @property
+    def address(self) -> broker_connection.BrokerAddress:
+        return broker_connection.BrokerAddress.parse(self.config.broker, "broker")
+
+    @property
     def broker_address(self) -> tuple[str, int]:
-        parsed = urlparse(self.config.broker)
-        return parsed.hostname or "", parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+        return self.address.host, self.address.port
 
     def start(self) -> None:
         properties = Properties(PacketTypes.CONNECT)
@@ -144,7 +143,7 @@ class Ingest:
 
     def _on_connect_fail(self, client, userdata) -> None:
         """No connection (paho retries with backoff): the cause, logged once per new cause."""
-        text = broker_errors.describe_failure(*self.broker_address, urlparse(self.config.broker).scheme == "mqtts")
+        text = broker_errors.describe_failure(*self.broker_address, self.address.tls)
         log.log(logging.ERROR if text != self._last_failure else logging.DEBUG, "%s; retrying with backoff", text)
         self._last_failure = text
 

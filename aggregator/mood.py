@@ -33,19 +33,18 @@ def dominant(counts: dict[str, int]) -> str | None:
 
 
 def venue_mood(store: Store, venue: str, window_s: float, cameras_online: int, zone: str | None = None,
-               now: float | None = None) -> dict:
-    """The mood document served at /api/venues/{venue}/mood and published on the mood topic."""
+               now: float | None = None) -> messages.Mood:
+    """The mood served at /api/venues/{venue}/mood and published on the mood topic."""
     now = time.time() if now is None else now
     current: Totals = store.totals(venue, now - window_s, now, zone)
     previous: Totals = store.totals(venue, now - 2 * window_s, now - window_s, zone)
     now_positivity, before = positivity(current.counts), positivity(previous.counts)
-    return {
-        "venue": venue, "zone": zone, "ts": messages.utc_iso(dt.datetime.fromtimestamp(now, dt.UTC)),
-        "window_s": window_s, "faces": current.faces, "cameras_online": cameras_online,
-        "shares": shares(current.counts), "dominant": dominant(current.counts), "positivity": now_positivity,
-        "trend": None if now_positivity is None or before is None else round(now_positivity - before, 4),
-        "withheld_windows": current.withheld,
-    }
+    return messages.Mood(
+        venue=venue, zone=zone, ts=dt.datetime.fromtimestamp(now, dt.UTC), window_s=window_s, faces=current.faces,
+        cameras_online=cameras_online, shares=shares(current.counts), dominant=dominant(current.counts),
+        positivity=now_positivity,
+        trend=None if now_positivity is None or before is None else round(now_positivity - before, 4),
+        withheld_windows=current.withheld)
 
 
 def timeseries(store: Store, venue: str, minutes: float, step_s: float, zone: str | None = None,

@@ -6,7 +6,6 @@ Each part runs in its own thread and all share one stop event; ``stop`` takes at
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import socket
 import threading
@@ -36,7 +35,7 @@ class MoodPublisher:
                  stop: threading.Event):
         self.store, self.config, self.changes, self.ingest, self.stop = store, config, changes, ingest, stop
         self._seen: dict[str, int] = {}
-        self._published: dict[str, str] = {}
+        self._published: dict[str, messages.Mood] = {}
         self._last_refresh = 0.0
         self._connections = 0
         self.discovery = Discovery(ingest.client, config.discovery_prefix, ingest.status_topic,
@@ -68,16 +67,14 @@ class MoodPublisher:
             self._seen[venue] = versions.get(venue, 0)
             rows = cameras.camera_list(self.store, self.config.offline_after_s, venue)
             for zone in [None, *venue_row["zones"]]:
-                document = mood.venue_mood(self.store, venue, self.config.mood_window_s,
-                                           cameras.online_count(rows, zone), zone)
+                current = mood.venue_mood(self.store, venue, self.config.mood_window_s,
+                                          cameras.online_count(rows, zone), zone)
                 topic = messages.mood_topic(venue, zone)
-                body = json.dumps({"v": messages.VERSION, "type": "mood", **document}, separators=(",", ":"))
-                comparable = json.dumps({k: v for k, v in document.items() if k != "ts"}, sort_keys=True)
-                if self._published.get(topic) != comparable and self.ingest.stats.connected:
+                if not current.same_as(self._published.get(topic)) and self.ingest.stats.connected:
                     if self.discovery is not None:
                         self.discovery.announce(venue, zone)
-                    self.ingest.client.publish(topic, body, qos=1, retain=True)
-                    self._published[topic] = comparable
+                    self.ingest.client.publish(topic, messages.mood_payload(current), qos=1, retain=True)
+                    self._published[topic] = current
 
 
 def bind_http(host: str, port: int) -> socket.socket:
@@ -143,13 +140,6 @@ class Aggregator:
                 log.exception("retention failed; next try in %.0f s", RETENTION_TICK_S)
             if self.stop_event.wait(RETENTION_TICK_S):
                 return
-
-    def run_forever(self, duration: float | None = None) -> None:
-        self.start()
-        try:
-            self.stop_event.wait(duration)
-        finally:
-            self.stop()
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -327,12 +327,6 @@ class Store:
             params += (zone,)
         return where, params
 
-    def window_keys(self) -> list[tuple[str, str, int]]:
-        """Every stored (venue, camera, seq): for tests and audits."""
-        with self._lock:
-            return [tuple(r) for r in self._query("SELECT venue, camera, seq FROM windows "
-                                                  "ORDER BY venue, camera, seq")]
-
     def is_transient(self, error: BaseException) -> bool:
         """A locked, full, unreachable or restarting database (retry later), as opposed to data it refuses."""
         if isinstance(error, sqlite3.OperationalError):

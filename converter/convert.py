@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emo7ion import __version__
 from emo7ion.converter import parity, report, variants
 from emo7ion.core import emotions, faces, provenance
+from emo7ion.core.version import version
 from emo7ion.training import data as datasets
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _metadata(variant: str, source: Path, source_sha: str, model_version: str) -
 
     return {"labels": list(emotions.LABELS), "input": faces.CONTRACT.as_dict(), "variant": variant,
             "version": model_version, "source_model": source.name, "source_sha256": source_sha,
-            "converter": f"emo7ion {__version__}", "tensorflow": tf.__version__,
+            "converter": f"emo7ion {version()}", "tensorflow": tf.__version__,
             "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 

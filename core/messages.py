@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from emo7ion.core import emotions
@@ -163,6 +163,41 @@ class Health:
     source_ok: bool
 
 
+@dataclass(frozen=True)
+class Mood:
+    """A venue's (or zone's) mood over the sliding window, as the aggregator publishes it retained on
+    :func:`mood_topic`. ``shares``, ``dominant`` and ``positivity`` are None when no face was counted;
+    ``trend`` also when the previous window had none."""
+
+    venue: str
+    zone: str | None
+    ts: dt.datetime
+    window_s: float
+    faces: int
+    cameras_online: int
+    shares: dict[str, float] | None
+    dominant: str | None
+    positivity: float | None
+    trend: float | None
+    withheld_windows: int
+
+    def document(self) -> dict:
+        """The JSON object served by the API (the payload without ``v`` and ``type``)."""
+        return {"venue": self.venue, "zone": self.zone, "ts": utc_iso(self.ts), "window_s": self.window_s,
+                "faces": self.faces, "cameras_online": self.cameras_online,
+                "shares": None if self.shares is None else {label: self.shares[label] for label in emotions.LABELS},
+                "dominant": self.dominant, "positivity": self.positivity, "trend": self.trend,
+                "withheld_windows": self.withheld_windows}
+
+    def same_as(self, other: Mood | None) -> bool:
+        """Equal but for the time it was computed: nothing new to push."""
+        return other is not None and replace(self, ts=other.ts) == other
+
+
+def mood_payload(mood: Mood) -> bytes:
+    return _dump({"v": VERSION, "type": "mood", **mood.document()})
+
+
 def window_payload(window: Window) -> bytes:
     body = {"v": VERSION, "type": "counts", "venue": window.venue, "camera": window.camera, "zone": window.zone,
             "seq": window.seq, "start": utc_iso(window.start), "end": utc_iso(window.end), "frames": window.frames,
@@ -243,12 +278,8 @@ def _same_source(body: dict, venue: str, camera: str) -> None:
                            f"do not match the topic's {venue}/{camera}", "source")
 
 
-def parse(topic: str, payload: bytes) -> Window | Status | Health:
-    """Validate one MQTT message; the object it describes, or MessageError naming what is wrong."""
-    try:
-        venue, camera, kind = parse_topic(topic)
-    except MessageError as error:
-        raise MessageError(str(error), "topic") from None
+def _load(payload: bytes) -> dict:
+    """A v1 JSON object within the size limit, or MessageError (reason size, json or version)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", "size")
     try:
@@ -259,6 +290,16 @@ def parse(topic: str, payload: bytes) -> Window | Status | Health:
         raise MessageError("payload is not a JSON object", "json")
     if body.get("v") != VERSION or not isinstance(body["v"], int) or isinstance(body["v"], bool):
         raise MessageError(f"unsupported payload version {body.get('v')!r}; this build reads v{VERSION}", "version")
+    return body
+
+
+def parse(topic: str, payload: bytes) -> Window | Status | Health:
+    """Validate one MQTT message; the object it describes, or MessageError naming what is wrong."""
+    try:
+        venue, camera, kind = parse_topic(topic)
+    except MessageError as error:
+        raise MessageError(str(error), "topic") from None
+    body = _load(payload)
     if body.get("type") != kind:
         raise MessageError(f"payload type {body.get('type')!r} does not match topic kind {kind!r}", "source")
     _same_source(body, venue, camera)
@@ -321,3 +362,49 @@ def _parse_health(body: dict, venue: str, camera: str) -> Health:
                   outbox_depth=_int(body, "outbox_depth", 0, MAX_SEQ),
                   outbox_dropped=_int(body, "outbox_dropped", 0, MAX_SEQ),
                   uptime_s=_float(body, "uptime_s", 0.0, 1e10), source_ok=body["source_ok"])
+
+
+MAX_MOOD_WINDOW_S = 7 * 86400
+
+
+def _optional_float(body: dict, field: str, low: float, high: float, present: bool) -> float | None:
+    if not present:
+        if body[field] is not None:
+            raise MessageError(f"{field} must be null when no face was counted, got {body[field]!r}")
+        return None
+    return _float(body, field, low, high)
+
+
+def parse_mood(topic: str, payload: bytes) -> Mood:
+    """Validate one message of a mood topic (what a subscriber reads); the Mood, or MessageError naming
+    what is wrong. As strict as :func:`parse`: no unknown fields, numbers in range, shares and dominant
+    present exactly when faces were counted."""
+    parts = topic.split("/")
+    if not is_mood_topic(topic):
+        raise MessageError(f"topic {topic!r} is not {ROOT}/<venue>/mood[/<zone>]", "topic")
+    venue, zone = check_id(parts[2], "venue"), (check_id(parts[4], "zone") if len(parts) == 5 else None)
+    body = _load(payload)
+    if body.get("type") != "mood":
+        raise MessageError(f"payload type {body.get('type')!r} is not 'mood'", "source")
+    _fields(body, {"v", "type", "venue", "zone", "ts", "window_s", "faces", "cameras_online", "shares", "dominant",
+                   "positivity", "trend", "withheld_windows"})
+    if body["venue"] != venue or body["zone"] != zone:
+        raise MessageError(f"payload venue/zone {body['venue']!r}/{body['zone']!r} do not match the topic's "
+                           f"{venue}/{zone}", "source")
+    faces = _int(body, "faces", 0, MAX_SEQ)
+    counted = faces > 0
+    shares = body["shares"]
+    if counted:
+        if not isinstance(shares, dict) or set(shares) != set(emotions.LABELS):
+            raise MessageError(f"shares must have exactly the labels {', '.join(emotions.LABELS)}")
+        shares = {label: _float(shares, label, 0.0, 1.0) for label in emotions.LABELS}
+        if body["dominant"] not in emotions.LABELS:
+            raise MessageError(f"dominant must be one of {', '.join(emotions.LABELS)}, got {body['dominant']!r}")
+    elif shares is not None or body["dominant"] is not None:
+        raise MessageError("shares and dominant must be null when no face was counted")
+    positivity = _optional_float(body, "positivity", -1.0, 1.0, counted)
+    trend = _optional_float(body, "trend", -2.0, 2.0, counted and body["trend"] is not None)
+    return Mood(venue=venue, zone=zone, ts=parse_time(body["ts"], "ts"),
+                window_s=_float(body, "window_s", 0.001, MAX_MOOD_WINDOW_S), faces=faces,
+                cameras_online=_int(body, "cameras_online", 0, MAX_SEQ), shares=shares, dominant=body["dominant"],
+                positivity=positivity, trend=trend, withheld_windows=_int(body, "withheld_windows", 0, MAX_SEQ))

@@ -20,18 +20,19 @@ class ConfigError(ValueError):
     """A configuration value the agent cannot start with; the message names the key."""
 
 
-def _coerce(key: str, kind: Any, value: Any) -> Any:
-    """``value`` (from TOML, an environment variable or a flag) as the field's declared type."""
+def coerce(key: str, kind: Any, value: Any) -> Any:
+    """``value`` (from TOML, an environment variable, a flag or a plugin's options) as the declared type: the one
+    conversion every setting goes through. A ConfigError names ``key``."""
     if kind is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.strip().lower() in ("1", "true", "yes", "on")
     elif kind in (int, float):
         if isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r} must be a number")
+            raise ConfigError(f"{key}={value!r} must be a{'n integer' if kind is int else ' number'}")
         try:
-            number = kind(value)
+            number = kind(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}={value!r} must be a{'n integer' if kind is int else ' number'}") from None
         if kind is int and isinstance(value, float) and value != number:
@@ -43,29 +44,49 @@ def _coerce(key: str, kind: Any, value: Any) -> Any:
     elif kind is dict:
         if isinstance(value, dict):
             return dict(value)
-        if isinstance(value, str):  # a bare detector name from a flag or environment variable
-            return {"type": value}
+    else:
+        raise ConfigError(f"{key} has type {kind!r}; settings may be bool, int, float, str or a table")
     raise ConfigError(f"{key}={value!r} has the wrong type (expected {getattr(kind, '__name__', kind)})")
+
+
+def build(cls: type, values: dict, prefix: str = "") -> Any:
+    """An instance of dataclass ``cls`` from plain values (each coerced to its field's type); an unknown key or a
+    value its ``__post_init__`` refuses is a ConfigError naming ``prefix`` + the key."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}; known keys here: "
+                          f"{', '.join(names)}")
+    try:
+        return cls(**{name: coerce(prefix + name, hints[name], value) for name, value in values.items()})
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"{prefix}{error}") from None
 
 
 def _apply(target: Any, values: dict, prefix: str = "") -> None:
     hints = typing.get_type_hints(type(target))
-    names = {f.name for f in dataclasses.fields(target)}
+    fields = {f.name: f for f in dataclasses.fields(target)}
     for name, value in values.items():
         key = f"{prefix}{name}"
-        if name not in names:
-            raise ConfigError(f"unknown key {key!r}; known keys here: {', '.join(sorted(names))}")
+        if name not in fields:
+            raise ConfigError(f"unknown key {key!r}; known keys here: {', '.join(sorted(fields))}")
         kind = hints[name]
         if isinstance(kind, types.UnionType):
             kind = next(t for t in typing.get_args(kind) if t is not type(None))
+        shorthand = fields[name].metadata.get("shorthand")
         if dataclasses.is_dataclass(kind):
             if not isinstance(value, dict):
                 raise ConfigError(f"{key} must be a table of settings, got {value!r}")
             _apply(getattr(target, name), value, f"{key}.")
-        elif name == "detector" and isinstance(value, dict) and getattr(target, name):
-            getattr(target, name).update(_coerce(key, dict, value))  # options merge onto the file's detector
+        elif kind is dict and isinstance(value, str) and shorthand:
+            setattr(target, name, {shorthand: value})  # a bare name from a flag or variable: {shorthand: name}
+        elif kind is dict and isinstance(value, dict) and getattr(target, name):
+            getattr(target, name).update(value)  # a table merges onto the one a lower layer set
         else:
-            setattr(target, name, _coerce(key, kind, value))
+            setattr(target, name, coerce(key, kind, value))
 
 
 def settings_from_environment(prefix: str, environ: dict[str, str] | None = None) -> dict:

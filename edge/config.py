@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from emo7ion.core import messages
+from emo7ion.core.broker_connection import BrokerAddress
 from emo7ion.core.paths import default_file
 from emo7ion.core.settings import ConfigError, layered
 
@@ -63,26 +63,23 @@ class BrokerConfig:
     max_inflight: int = field(default=20, metadata={"help": "windows sent and not yet acknowledged"})
 
     @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress.parse(self.url)
+
+    @property
     def host(self) -> str:
-        return urlparse(self.url).hostname or ""
+        return self.address.host
 
     @property
     def port(self) -> int:
-        parsed = urlparse(self.url)
-        return parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+        return self.address.port
 
     @property
     def tls(self) -> bool:
-        return urlparse(self.url).scheme == "mqtts"
+        return self.address.tls
 
     def validate(self) -> None:
-        parsed = urlparse(self.url)
-        try:
-            parsed.port  # noqa: B018  raises ValueError on a bad port
-        except ValueError as error:
-            raise ConfigError(f"broker.url {self.url!r}: {error}") from error
-        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-            raise ConfigError(f"broker.url {self.url!r} must look like mqtt://host:1883 or mqtts://host:8883")
+        BrokerAddress.parse(self.url, "broker.url")
         if self.ca_file and not Path(self.ca_file).is_file():
             raise ConfigError(f"broker.ca_file {self.ca_file!r} does not exist")
         if self.password and not self.username:
@@ -148,6 +145,9 @@ class EdgeConfig:
             raise ConfigError(f"model {self.model!r} does not exist")
         for part in (self.source, self.broker, self.outbox):
             part.validate()
+        from emo7ion.edge.detect import registry
+
+        registry.options(self.detector, "detector.")  # a bad detector block stops here, not when the agent starts
         return self
 
 

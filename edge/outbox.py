@@ -176,10 +176,6 @@ class Outbox:
             total, self._unsaved_drops = stored + self._unsaved_drops, 0
             return total
 
-    def next_seq(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
-
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import ssl
 import threading
 import time
 
@@ -18,24 +17,21 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from emo7ion import __version__
-from emo7ion.core import broker_errors, messages
+from emo7ion.core import broker_connection, broker_errors, messages
+from emo7ion.core.version import version
 from emo7ion.edge.config import BrokerConfig
 from emo7ion.edge.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-AGENT = f"emo7ion-edge {__version__}"
+AGENT = f"emo7ion-edge {version()}"
 
 
-def make_client(client_id: str, broker: BrokerConfig) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.enable_logger(broker_errors.paho_logger())
-    if broker.username:
-        client.username_pw_set(broker.username, broker.password or None)
-    if broker.tls:
-        client.tls_set(ca_certs=broker.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
-    client.reconnect_delay_set(min_delay=max(1, int(broker.reconnect_min_s)), max_delay=int(broker.reconnect_max_s))
+def make_client(client_id: str, broker: BrokerConfig, will: broker_connection.Will | None = None) -> mqtt.Client:
+    """The agent's client: the shared recipe, and at most ``max_inflight`` windows unacknowledged."""
+    client = broker_connection.make_client(client_id, broker.address, username=broker.username,
+                                           password=broker.password, ca_file=broker.ca_file,
+                                           reconnect_s=(broker.reconnect_min_s, broker.reconnect_max_s), will=will)
     client.max_queued_messages_set(0)
     client.max_inflight_messages_set(broker.max_inflight)
     return client
@@ -62,9 +58,8 @@ class Publisher:
         self.refused: str | None = None  # the broker refused our credentials: retrying cannot help
         self._last_failure = ""
         # camera.VENUE.CAMERA: two venues' cameras of the same id never take each other's connection over.
-        self.client = make_client(messages.camera_client_id(venue, camera), broker)
-        status_topic = messages.camera_topic(venue, camera, "status")
-        self.client.will_set(status_topic, self._status("offline"), qos=1, retain=True)
+        self.client = make_client(messages.camera_client_id(venue, camera), broker, broker_connection.Will(
+            messages.camera_topic(venue, camera, "status"), self._status("offline")))
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect

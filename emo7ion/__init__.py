@@ -1,3 +1,5 @@
 """Emo7ion: the mood of a crowd, read on the device, with nothing that identifies anyone leaving it."""
 
-__version__ = "0.1.0"
+from emo7ion.core.version import version as _version
+
+__version__ = _version()

@@ -64,6 +64,22 @@ def converted(tiny_model, tiny_data, tmp_path_factory) -> dict:
     return {"out": out, "report": report, "stem": tiny_model.stem}
 
 
+def stored_keys(db: str | Path) -> list[tuple[str, str, int]]:
+    """Every (venue, camera, seq) an aggregator stored, read from its SQLite file as an auditor would."""
+    import sqlite3
+
+    with sqlite3.connect(db, timeout=30) as connection:
+        return connection.execute("SELECT venue, camera, seq FROM windows ORDER BY venue, camera, seq").fetchall()
+
+
+def windows_produced(outbox: str | Path) -> int:
+    """How many windows an agent produced: the next sequence number its outbox file would hand out."""
+    import sqlite3
+
+    with sqlite3.connect(outbox, timeout=30) as connection:
+        return connection.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
+
+
 class LiveAggregator:
     """A real aggregator (SQLite file, HTTP on a free port) behind a real Mosquitto, and a camera-side
     MQTT client that publishes real windows and statuses through that broker."""

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from conftest import LiveAggregator
+from conftest import LiveAggregator, stored_keys
 from emo7ion.core import emotions
 
 
@@ -82,7 +82,7 @@ def test_duplicates_and_malformed_messages(live_aggregator):
     assert sum(stats.rejected.values()) == 6
     assert stats.rejected["json"] >= 1 and stats.rejected["version"] == 1 and stats.rejected["size"] == 1
     assert stats.rejected["topic"] == 1 and stats.rejected["source"] == 1 and stats.rejected["schema"] == 1
-    assert live.service.store.window_keys() == [("hall-a", "cam-1", 0), ("hall-a", "cam-1", 1)]
+    assert stored_keys(live.service.config.db) == [("hall-a", "cam-1", 0), ("hall-a", "cam-1", 1)]
     assert 'emo7ion_messages_rejected_total{reason="version"} 1' in get(live, "/metrics").text
 
 
@@ -100,7 +100,7 @@ def test_restart_loses_nothing_published_meanwhile(tmp_path):
 
         live.service = Aggregator(config).start()
         assert live.wait_stored(5)
-        assert [k[2] for k in live.service.store.window_keys()] == list(range(8))
+        assert [k[2] for k in stored_keys(live.service.config.db)] == list(range(8))
     finally:
         live.close()
 
@@ -166,4 +166,4 @@ def test_a_message_the_database_refuses_does_not_block_the_stream(live_aggregato
     while time.monotonic() < deadline and (stats.stored < 2 or not stats.rejected["store"]):
         time.sleep(0.05)
     assert stats.stored == 2 and stats.rejected["store"] == 1
-    assert {k[1] for k in store.window_keys()} == {"cam-1", "cam-2"}
+    assert {k[1] for k in stored_keys(live.service.config.db)} == {"cam-1", "cam-2"}

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emo7ion.bench.detector_scoring import match, read_image, score_detector, score_image, size_bin, summarise
 from emo7ion.cli import main
 from emo7ion.edge.detect import Detection, DetectorError, registry
 from emo7ion.edge.detect.blazeface import ANCHOR_STRIDES, anchors
 from emo7ion.edge.detect.boxes import iou_matrix, nms, tiles
-from emo7ion.edge.detect.scoring import match, read_image, score_detector, score_image, size_bin, summarise
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "crowd-sample"
 PARADE = "0_Parade_marchingband_1_149.jpg"  # 24 frontal faces, all >= 32 px high
@@ -94,11 +94,11 @@ def test_registry_names_the_bad_key():
         registry.create({"type": "centerface", "treshold": 0.5})
     with pytest.raises(ValueError, match="threshold=1.5: must be within 0..1"):
         registry.create({"type": "centerface", "threshold": 1.5})
-    with pytest.raises(ValueError, match="option tiles='many': expected int"):
+    with pytest.raises(ValueError, match="tiles='many' must be an integer"):
         registry.create({"type": "blazeface", "tiles": "many"})
     with pytest.raises(ValueError, match="model='huge'"):
         registry.create({"type": "blazeface", "model": "huge"})
-    with pytest.raises(ValueError, match="min_neighbors=True: expected int"):
+    with pytest.raises(ValueError, match="min_neighbors=True must be an integer"):
         registry.create({"type": "haar", "min_neighbors": True})
 
 

@@ -9,6 +9,7 @@ from mqtt_helpers import Recorder
 
 from conftest import LiveAggregator
 from emo7ion.aggregator.config import load
+from emo7ion.core import messages
 from emo7ion.core.settings import ConfigError
 
 TEMPLATE = re.compile(r"^\{\{ value_json\.([a-z_]+) \}\}$")
@@ -70,6 +71,8 @@ def test_configs_retained_per_venue_and_zone_and_states_follow_mood(live):
 
     states = (dominant["state_topic"], front_faces["state_topic"])
     assert ha.wait_for(lambda r: None not in [latest(r, topic) for topic in states], timeout=30)
+    front = messages.parse_mood(front_faces["state_topic"], latest(ha, front_faces["state_topic"]))
+    assert (front.venue, front.zone, front.faces, front.window_s) == ("hall-a", "front", 8, 300)
     assert render(dominant, latest(ha, dominant["state_topic"])) == "happy"
     assert render(front_faces, latest(ha, front_faces["state_topic"])) == "8"
 
@@ -94,6 +97,7 @@ def test_discovery_can_be_turned_off(tmp_path):
         assert live.wait_stored(1)
         recorder = Recorder(live.broker.port, "#", client_id="ha-off")
         assert recorder.wait_for(lambda r: latest(r, "emo7ion/v1/hall-a/mood") is not None, timeout=15)
+        assert messages.parse_mood("emo7ion/v1/hall-a/mood", latest(recorder, "emo7ion/v1/hall-a/mood")).faces == 3
         assert configs(recorder) == {}
         recorder.close()
     finally:

@@ -14,7 +14,7 @@ import cv2
 import pytest
 from mqtt_helpers import Recorder, start_plain_broker
 
-from conftest import SHARED
+from conftest import SHARED, windows_produced
 from emo7ion.broker_config.runner import free_port
 from emo7ion.core import messages
 from emo7ion.edge import config as edge_config
@@ -130,7 +130,7 @@ def test_broker_outage_loses_nothing(tmp_path, crowd, model_path):
         depth_during_outage = agent.outbox.depth()
         broker.start()
         thread.join(timeout=60)
-        produced = Outbox(tmp_path / "outbox.sqlite").next_seq()
+        produced = windows_produced(tmp_path / "outbox.sqlite")
         arrived = recorder.wait_for(lambda r: set(counts_seqs(r)) >= set(range(produced)), 20)
         assert arrived, f"produced {produced}, received {counts_seqs(recorder)}"
     finally:
@@ -164,7 +164,7 @@ def test_agent_killed_with_a_backlog_resends_it(tmp_path, crowd, model_path):
     try:
         result = subprocess.run(command + ["--duration", "3"], timeout=120)
         assert result.returncode == 0
-        produced = Outbox(tmp_path / "o.sqlite").next_seq()
+        produced = windows_produced(tmp_path / "o.sqlite")
         assert recorder.wait_for(lambda r: len(set(counts_seqs(r))) >= produced, 15)
     finally:
         recorder.close()

@@ -61,6 +61,28 @@ def test_bad_values_name_their_key(tmp_path, model_file, text, key):
         edge_config.load(path, flags, environ={})
 
 
+@pytest.mark.parametrize("block, key", [
+    ('[detector]\ntype = "nosuch"', "detector.type"),
+    ('[detector]\ntype = "centerface"\ntreshold = 0.3', "detector.treshold"),
+    ('[detector]\ntype = "centerface"\nthreshold = 1.3', "detector.threshold=1.3"),
+    ('[detector]\ntype = "blazeface"\ntiles = "many"', "detector.tiles='many'"),
+    ('[detector]\nthreshold = 0.3', "detector.type"),
+])
+def test_bad_detector_block_fails_at_load_naming_its_key(tmp_path, model_file, block, key):
+    path = write(tmp_path, f'model = "{model_file}"\nvenue = "v"\ncamera = "c"\n{block}')
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        edge_config.load(path, {"source": {"path": str(tmp_path)}}, environ={})
+
+
+def test_detector_options_merge_across_layers_and_a_bare_name_is_a_type(tmp_path, model_file):
+    path = write(tmp_path, f'model = "{model_file}"\nvenue = "v"\ncamera = "c"\n[detector]\ntype = "haar"')
+    config = edge_config.load(path, {"source": {"path": str(tmp_path)}},
+                              environ={"EMO7ION_EDGE__DETECTOR__MIN_NEIGHBORS": "4"})
+    assert config.detector == {"type": "haar", "min_neighbors": "4"}
+    config = edge_config.load(path, {"source": {"path": str(tmp_path)}, "detector": "blazeface"}, environ={})
+    assert config.detector == {"type": "blazeface"}
+
+
 def test_missing_model_and_bad_toml(tmp_path):
     with pytest.raises(ConfigError, match="model"):
         edge_config.load(None, {"venue": "v", "camera": "c", "model": str(tmp_path / "none.tflite"),

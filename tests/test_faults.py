@@ -2,7 +2,6 @@
 corrupt outbox. Each is bounded in time and count, on loopback only."""
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ import pytest
 from mqtt_helpers import Recorder, start_plain_broker
 from tcp_proxy import TcpProxy
 
+from conftest import stored_keys, windows_produced
 from emo7ion.aggregator import config as aggregator_config
 from emo7ion.aggregator.service import Aggregator
 from emo7ion.broker_config.runner import free_port, wait_for_port
@@ -70,14 +70,9 @@ class Fleet:
     def expected(self, tmp_path: Path) -> set:
         keys = set()
         for index, agent in enumerate(self.agents):
-            produced = Outbox(tmp_path / f"outbox-{index:02d}.sqlite").next_seq()
+            produced = windows_produced(tmp_path / f"outbox-{index:02d}.sqlite")
             keys |= {(agent.config.venue, agent.config.camera, seq) for seq in range(produced)}
         return keys
-
-
-def stored_keys(db: Path) -> list:
-    with sqlite3.connect(db, timeout=30) as connection:
-        return connection.execute("SELECT venue, camera, seq FROM windows ORDER BY venue, camera, seq").fetchall()
 
 
 def wait_until(predicate, timeout: float) -> bool:

@@ -37,3 +37,57 @@ def test_device_code_never_imports_training_stack(folder):
         assert not [n for n in names if n.split(".")[0] in forbidden or n.startswith(forbidden)], file
         if file.relative_to(ROOT).as_posix() != "core/runtime.py":
             assert not [n for n in names if n.split(".")[0] == "tensorflow"], file
+
+
+FLOORS = {"core": "core", "edge": "edge", "aggregator": "aggregator", "training": "training", "converter": "converter",
+          "broker_config": "broker_config", "models": "models"}
+"""emo7ion.<name> -> the folder it lives in: core is the ground floor, the others are wings. Everything else
+under ``emo7ion.`` (commands, bench, demo, cli) is the top package in ``emo7ion/``."""
+WINGS = tuple(name for name in FLOORS if name != "core")
+ALLOWED = {("converter", "training"): "conversion calibrates on, and checks parity against, the training data set"}
+"""Wing-to-wing imports that are part of the design, each with its reason."""
+
+
+def floor_of(module: str) -> str | None:
+    """The folder an imported module belongs to ('emo7ion' for the top package), None outside the project."""
+    parts = module.split(".")
+    if parts[0] != "emo7ion":
+        return None
+    return FLOORS.get(parts[1], "emo7ion") if len(parts) > 1 else "emo7ion"
+
+
+def project_imports(file: Path) -> set[str]:
+    """The project's floors ``file`` imports, ``from emo7ion import core`` counted as importing core."""
+    floors = set()
+    for node in ast.walk(ast.parse(file.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules = [f"{node.module}.{alias.name}" for alias in node.names] if node.module == "emo7ion" \
+                else [node.module]
+        else:
+            continue
+        floors |= {floor for floor in map(floor_of, modules) if floor is not None}
+    return floors
+
+
+@pytest.mark.parametrize("folder", ["core", *WINGS])
+def test_layers_import_only_downwards(folder):
+    """Core imports no wing; no wing imports another (but for ALLOWED); only emo7ion/ imports the top package."""
+    allowed = {folder, "core"} | {below for (above, below) in ALLOWED if above == folder}
+    if folder == "core":
+        allowed = {"core"}
+    wrong = {}
+    for file in (ROOT / folder).rglob("*.py"):
+        bad = project_imports(file) - allowed
+        if bad:
+            wrong[file.relative_to(ROOT).as_posix()] = sorted(bad)
+    assert not wrong, f"{folder}/ imports what it must not: {wrong}"
+
+
+def test_layering_check_sees_a_wrong_import(tmp_path):
+    """The check above can fail: an import of the top package or of another wing is found."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("from emo7ion import __version__\nimport emo7ion.aggregator.store\nfrom emo7ion import core\n"
+                      "from emo7ion.core import messages\nimport numpy\n")
+    assert project_imports(sample) == {"emo7ion", "aggregator", "core"}

@@ -16,7 +16,7 @@ import numpy as np
 from emo7ion.core.runtime import ModelError, interpreter_class
 from emo7ion.edge.detect import weights
 from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
-from emo7ion.edge.detect.boxes import check_tiled_options, nms, tiles
+from emo7ion.edge.detect.boxes import check_tiled_options, nms, run_tiled
 
 KEY = "blazeface"
 
@@ -106,19 +106,8 @@ class BlazeFaceDetector(FaceDetector):
         self.path = path
 
     def detect_raw(self, frame: np.ndarray) -> list[Detection]:
-        height, width = frame.shape[:2]
         opts = self.options
-        windows = [(0, 0, width, height)]
-        if opts.tiles > 1:
-            windows += tiles(width, height, opts.tiles, opts.tile_overlap)
-        found_boxes, found_scores = [], []
-        for x, y, w, h in windows:
-            boxes, scores = self._run(frame[y:y + h, x:x + w])
-            boxes[:, 0] += x
-            boxes[:, 1] += y
-            found_boxes.append(boxes)
-            found_scores.append(scores)
-        boxes, scores = np.concatenate(found_boxes), np.concatenate(found_scores)
+        boxes, scores = run_tiled(frame, opts.tiles, opts.tile_overlap, lambda image, _tile: self._run(image))
         keep = nms(boxes, scores, opts.nms_iou)
         return [Detection(*(float(v) for v in boxes[i]), float(scores[i])) for i in keep]
 

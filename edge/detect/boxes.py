@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -51,6 +51,22 @@ def tiles(width: int, height: int, grid: int, overlap: float) -> list[tuple[int,
         for x in xs:
             windows.append((x, y, min(tile_w, width - x), min(tile_h, height - y)))
     return windows
+
+
+def run_tiled(frame: np.ndarray, grid: int, overlap: float,
+              run: Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (x, y, w, h in frame pixels) and scores of ``run(image, is_tile)`` on the whole frame and, when
+    ``grid`` > 1, on each of its overlapping tiles: the one tile loop of every tiled detector (merge with NMS)."""
+    height, width = frame.shape[:2]
+    windows = [(0, 0, width, height)] + (tiles(width, height, grid, overlap) if grid > 1 else [])
+    found_boxes, found_scores = [], []
+    for index, (x, y, w, h) in enumerate(windows):
+        boxes, scores = run(frame[y:y + h, x:x + w], index > 0)
+        boxes[:, 0] += x
+        boxes[:, 1] += y
+        found_boxes.append(boxes)
+        found_scores.append(scores)
+    return np.concatenate(found_boxes), np.concatenate(found_scores)
 
 
 def _starts(length: int, tile: int, grid: int) -> Sequence[int]:

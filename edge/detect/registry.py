@@ -11,11 +11,12 @@ import dataclasses
 import functools
 import importlib
 import pkgutil
-import typing
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+from emo7ion.core import settings
+from emo7ion.core.settings import ConfigError
 from emo7ion.edge.detect.base import FaceDetector
 
 DEFAULT: dict[str, Any] = {"type": "centerface", "threshold": 0.3, "nms_iou": 0.3, "upscale": 1.0, "tiles": 1}
@@ -60,56 +61,35 @@ def options_help(detector_type: str) -> list[tuple[str, Any, str]]:
     return [(f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(module.Options)]
 
 
-def create(options: Mapping[str, Any]) -> FaceDetector:
-    """A detector from ``{"type": KEY, option: value, ...}``; string values (from the CLI or an env) are parsed to
-    each option's type."""
-    options = dict(options)
-    if "type" not in options:
-        raise ValueError(f"detector options need a 'type', one of: {', '.join(available())}")
-    detector_type = options.pop("type")
-    module = _plugin(detector_type)
-    fields = {f.name: f for f in dataclasses.fields(module.Options)}
-    unknown = sorted(set(options) - set(fields))
+def options(spec: Mapping[str, Any], prefix: str = "") -> tuple[ModuleType, Any]:
+    """The plugin and its checked ``Options`` for ``{"type": KEY, option: value, ...}``, without loading any
+    weights: what a config checks at load. String values (from the CLI or an env) are parsed to each option's
+    type by the settings' one coercion path; a ValueError (ConfigError) names ``prefix`` + the key at fault."""
+    spec = dict(spec)
+    if "type" not in spec:
+        raise ConfigError(f"{_at(prefix, 'type')}detector options need a 'type', one of: {', '.join(available())}")
+    detector_type = spec.pop("type")
+    try:
+        module = _plugin(detector_type)
+    except ValueError as error:
+        raise ConfigError(f"{_at(prefix, 'type')}{error}") from None
+    names = [f.name for f in dataclasses.fields(module.Options)]
+    unknown = sorted(set(spec) - set(names))
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for detector {detector_type!r}; valid options: "
-                         f"{', '.join(fields)}")
-    hints = typing.get_type_hints(module.Options)
-    values = {key: coerce(key, value, hints[key]) for key, value in options.items()}
-    return detector_class(module)(module.Options(**values))
+        raise ConfigError(f"{_at(prefix, ', '.join(unknown))}unknown option(s) {', '.join(unknown)} for detector "
+                          f"{detector_type!r}; valid options: {', '.join(names)}")
+    return module, settings.build(module.Options, spec, prefix)
 
 
-def coerce(key: str, value: Any, kind: Any) -> Any:
-    """``value`` as an option of type ``kind`` (bool, int, float or str); strings are parsed."""
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-    elif kind is str:
-        if isinstance(value, str):
-            return value
-    else:  # pragma: no cover - a plugin with an option type this registry cannot parse
-        raise RuntimeError(f"option {key!r} has type {kind!r}; plugins may use bool, int, float or str")
-    raise ValueError(f"option {key}={value!r}: expected {kind.__name__}")
+def create(spec: Mapping[str, Any]) -> FaceDetector:
+    """A detector from ``{"type": KEY, option: value, ...}`` (see :func:`options`)."""
+    module, checked = options(spec)
+    return detector_class(module)(checked)
+
+
+def _at(prefix: str, key: str) -> str:
+    """``detector.treshold: `` before a message when checking a config section, nothing on the CLI."""
+    return f"{prefix}{key}: " if prefix else ""
 
 
 def _plugin(detector_type: Any) -> ModuleType:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from emo7ion.broker_config.runner import Mosquitto, free_port, wait_for_port
-from emo7ion.core import emotions, messages
+from emo7ion.core import broker_connection, emotions, messages
 
 MODEL = {"sha256": "b" * 64, "version": "bench"}
 
@@ -35,9 +35,8 @@ def proc_usage(pid: int) -> tuple[float, int]:
 
 def _publisher(port: int, cameras: list[tuple[str, str]], period_s: float, duration_s: float, start_at: float,
                sent, index: int) -> None:
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}", protocol=mqtt.MQTTv5)
+    client = broker_connection.make_client(f"bench-pub-{index}", broker_connection.BrokerAddress("127.0.0.1", port,
+                                                                                               tls=False))
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)

@@ -76,8 +76,8 @@ def list_detectors() -> str:
 
 
 def run_detect(args: argparse.Namespace) -> int:
+    from emo7ion.bench.detector_scoring import read_image, timed_detect
     from emo7ion.edge.detect import registry
-    from emo7ion.edge.detect.scoring import read_image, timed_detect
 
     if args.list_detectors:
         print(list_detectors())
@@ -100,8 +100,8 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from emo7ion.bench.detector_scoring import score_detector
     from emo7ion.edge.detect import registry
-    from emo7ion.edge.detect.scoring import score_detector
 
     options = detector_options(args.detector, args.option)
     for path, what in ((args.images, "images folder"), (args.ground_truth, "ground truth")):

@@ -1,0 +1,71 @@
+"""The one recipe every service uses to reach the broker: the URL (``mqtt://`` or ``mqtts://``, default ports
+1883 and 8883) and its checks, and the paho client (MQTT 5, TLS that verifies the broker, credentials, client
+id, paho's reconnect backoff, the last will). The agent, the aggregator, the demo and the benchmarks differ
+only in the arguments.
+
+paho is imported when a client is made: training imports core without the MQTT extra installed.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from emo7ion.core import broker_errors
+from emo7ion.core.settings import ConfigError
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str, key: str = "broker.url") -> BrokerAddress:
+        """``mqtt://host[:port]`` or ``mqtts://host[:port]``; anything else is a ConfigError naming ``key``."""
+        parsed = urlparse(url)
+        try:
+            port = parsed.port
+        except ValueError as error:
+            raise ConfigError(f"{key} {url!r}: {error}") from None
+        if parsed.scheme not in DEFAULT_PORTS or not parsed.hostname:
+            raise ConfigError(f"{key} {url!r} must look like mqtt://host:1883 or mqtts://host:8883")
+        return cls(parsed.hostname, port or DEFAULT_PORTS[parsed.scheme], parsed.scheme == "mqtts")
+
+
+@dataclass(frozen=True)
+class Will:
+    topic: str
+    payload: bytes | str
+    qos: int = 1
+    retain: bool = True
+
+
+def make_client(client_id: str, address: BrokerAddress, *, username: str = "", password: str = "",
+                ca_file: str = "", reconnect_s: tuple[float, float] = (1.0, 60.0), will: Will | None = None,
+                manual_ack: bool = False) -> mqtt.Client:
+    """A paho client ready for ``connect_async(address.host, address.port, ...)``: its logs go to ``logging``,
+    TLS verifies the broker (against ``ca_file`` or the system's CAs), reconnects back off between the two
+    delays of ``reconnect_s``, and the broker publishes ``will`` when we vanish."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                         manual_ack=manual_ack)
+    client.enable_logger(broker_errors.paho_logger())
+    if username:
+        client.username_pw_set(username, password or None)
+    if address.tls:
+        client.tls_set(ca_certs=ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+    low, high = reconnect_s
+    client.reconnect_delay_set(min_delay=max(1, int(low)), max_delay=max(1, int(high)))
+    if will is not None:
+        client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+    return client
