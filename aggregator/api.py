@@ -18,11 +18,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from emo7ion.aggregator import cameras, mood
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.metrics import render_metrics
 from emo7ion.aggregator.store import Store
+from emo7ion.aggregator.views import Pushed, Views
 from emo7ion.core import messages
 from emo7ion.core.version import version as emo7ion_version
 
@@ -85,34 +85,22 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
 
     guarded = [Depends(authorise)]
 
-    def camera_rows(venue: str | None = None) -> list[dict]:
-        return cameras.camera_list(store, config.offline_after_s, venue)
+    views = Views(store, config.offline_after_s, config.mood_window_s)
 
     def venue_known(venue: str) -> None:
-        if not any(row["venue"] == venue for row in store.venues()):
+        if not views.knows(venue):
             raise HTTPException(status_code=404, detail=f"no venue {venue!r} has reported yet")
-
-    def mood_of(venue: str, zone: str | None, minutes: float | None = None) -> messages.Mood:
-        window = minutes * 60 if minutes else config.mood_window_s
-        online = cameras.online_count(camera_rows(venue), zone)
-        return mood.venue_mood(store, venue, window, online, zone)
 
     @app.get("/api/venues", dependencies=guarded)
     def list_venues() -> list[dict]:
-        rows = camera_rows()
-        result = []
-        for venue in store.venues():
-            result.append({"venue": venue["venue"], "zones": venue["zones"], "cameras": venue["cameras"],
-                           "cameras_online": cameras.online_count([r for r in rows if r["venue"] == venue["venue"]]),
-                           "last_window_end": cameras._iso(venue["last_window_end"])})
-        return result
+        return views.venues()
 
     @app.get("/api/venues/{venue}/mood", dependencies=guarded)
     def venue_mood(venue: str, zone: str | None = None,
                    minutes: Annotated[float | None, Query(gt=0, le=MAX_MINUTES)] = None) -> dict:
         venue = _venue_id(venue)
         venue_known(venue)
-        return mood_of(venue, _zone_id(zone), minutes).document()
+        return views.mood(venue, _zone_id(zone), minutes * 60 if minutes else None).document()
 
     @app.get("/api/venues/{venue}/timeseries", dependencies=guarded)
     def venue_timeseries(venue: str, zone: str | None = None,
@@ -122,11 +110,11 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
         if minutes * 60 / step > MAX_POINTS:
             raise HTTPException(status_code=422, detail=f"minutes/step asks for more than {MAX_POINTS} points")
         venue_known(venue)
-        return mood.timeseries(store, venue, minutes, step, _zone_id(zone))
+        return views.timeseries(venue, minutes, step, _zone_id(zone))
 
     @app.get("/api/cameras", dependencies=guarded)
     def list_cameras(venue: str | None = None) -> list[dict]:
-        return camera_rows(_venue_id(venue) if venue else None)
+        return views.cameras(_venue_id(venue) if venue else None)
 
     streams = {"open": 0}  # live streams being served (the event loop is one thread: no lock needed)
 
@@ -150,18 +138,18 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
 
     async def mood_events(request: Request, venue: str):
         """Mood and camera rows whenever the venue changed, and a ping every 15 s."""
-        last_version, last_mood, last_cameras, idle = None, None, None, 0.0
+        last_version, pushed, idle = None, Pushed(), 0.0
         while not app.state.stopping.is_set() and not await request.is_disconnected():
             version = changes.version(venue)
             if version != last_version:
                 last_version = version
-                current = await asyncio.to_thread(mood_of, venue, None)
-                if not current.same_as(last_mood):
-                    last_mood = current
+                current = await asyncio.to_thread(views.mood, venue)
+                if pushed.changed("mood", current):
+                    pushed.mark("mood", current)
                     yield f"event: mood\ndata: {json.dumps(current.document())}\n\n"
-                rows = await asyncio.to_thread(camera_rows, venue)
-                if rows != last_cameras:
-                    last_cameras = rows
+                rows = await asyncio.to_thread(views.cameras, venue)
+                if pushed.changed("cameras", rows):
+                    pushed.mark("cameras", rows)
                     yield f"event: cameras\ndata: {json.dumps(rows)}\n\n"
                 idle = 0.0
             await asyncio.sleep(1.0)
@@ -188,7 +176,7 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> str:
-        return render_metrics(ingest_stats, camera_rows())
+        return render_metrics(ingest_stats, views.cameras())
 
     dashboard = resources.files("emo7ion.aggregator") / "dashboard"
 

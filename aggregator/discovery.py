@@ -69,8 +69,9 @@ def sensor_config(sensor: Sensor, venue: str, zone: str | None, availability_top
 class Discovery:
     """Announces a venue's (or zone's) sensors once per broker connection, before its first mood."""
 
-    def __init__(self, client, prefix: str, availability_topic: str, window_s: float):
-        self.client, self.prefix, self.availability_topic = client, prefix, availability_topic
+    def __init__(self, publish, prefix: str, availability_topic: str, window_s: float):
+        """``publish(topic, payload)``: retained at QoS 1 on the aggregator's connection."""
+        self.publish, self.prefix, self.availability_topic = publish, prefix, availability_topic
         self.sensors = sensors(window_s)
         self.version = emo7ion_version()
         self._announced: set[tuple[str, str | None]] = set()
@@ -84,8 +85,7 @@ class Discovery:
             return
         for sensor in self.sensors:
             body = sensor_config(sensor, venue, zone, self.availability_topic, self.version)
-            self.client.publish(config_topic(self.prefix, venue, zone, sensor.key),
-                                json.dumps(body, separators=(",", ":")), qos=1, retain=True)
+            self.publish(config_topic(self.prefix, venue, zone, sensor.key), json.dumps(body, separators=(",", ":")))
         self._announced.add((venue, zone))
         log.info("Home Assistant discovery: %d sensors for %s%s under %s/", len(self.sensors), venue,
                  "" if zone is None else f"/{zone}", self.prefix)

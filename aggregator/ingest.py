@@ -112,6 +112,11 @@ class Ingest:
         self.client.connect_async(*self.broker_address, keepalive=30, clean_start=False, properties=properties)
         self.client.loop_start()
 
+    def publish_retained(self, topic: str, payload: bytes | str) -> None:
+        """Publish on our connection, retained at QoS 1 (the mood and discovery topics); paho queues it while
+        the link is down."""
+        self.client.publish(topic, payload, qos=1, retain=True)
+
     def stop(self) -> None:
         self._stop.set()  # first: the writer drains what it holds, and the disconnect is not a "lost" one
         if self.stats.connected:  # a clean disconnect sends no will: say it ourselves

@@ -10,14 +10,15 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
-from emo7ion.aggregator import cameras, mood
 from emo7ion.aggregator.api import create_app
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.discovery import Discovery
-from emo7ion.aggregator.ingest import Ingest
+from emo7ion.aggregator.ingest import Ingest, IngestStats
 from emo7ion.aggregator.store import Store
+from emo7ion.aggregator.views import Pushed, Views
 from emo7ion.core import messages
 from emo7ion.core.errors import UserError
 
@@ -28,18 +29,23 @@ MOOD_REFRESH_S = 30.0   # republish even without new data: the sliding window mo
 RETENTION_TICK_S = 3600.0
 
 
-class MoodPublisher:
-    """Publishes each venue's (and zone's) mood, retained, when it changed."""
+Publish = Callable[[str, bytes | str], None]
+"""Publishes a payload on a topic, retained at QoS 1 (the ingest's connection)."""
 
-    def __init__(self, store: Store, config: AggregatorConfig, changes: Changes, ingest: Ingest,
-                 stop: threading.Event):
-        self.store, self.config, self.changes, self.ingest, self.stop = store, config, changes, ingest, stop
+
+class MoodPublisher:
+    """Publishes each venue's (and zone's) mood, retained, when it changed. It reads through the views and
+    writes through ``publish``; ``link`` (connected, connections) says when to hold back and when a new
+    connection needs the retained topics again."""
+
+    def __init__(self, views: Views, changes: Changes, publish: Publish, link: IngestStats,
+                 discovery: Discovery | None, stop: threading.Event):
+        self.views, self.changes, self.publish, self.link, self.stop = views, changes, publish, link, stop
+        self.discovery = discovery
         self._seen: dict[str, int] = {}
-        self._published: dict[str, messages.Mood] = {}
+        self._pushed = Pushed()
         self._last_refresh = 0.0
         self._connections = 0
-        self.discovery = Discovery(ingest.client, config.discovery_prefix, ingest.status_topic,
-                                   config.mood_window_s) if config.discovery else None
         self.thread = threading.Thread(target=self._run, name="mood-publisher", daemon=True)
 
     def _run(self) -> None:
@@ -52,29 +58,27 @@ class MoodPublisher:
     def tick(self) -> None:
         versions = self.changes.snapshot()
         refresh = time.monotonic() - self._last_refresh > MOOD_REFRESH_S
-        if self.ingest.stats.connections != self._connections:  # (re)connected: publish retained topics again
-            self._connections = self.ingest.stats.connections
-            self._published.clear()
+        if self.link.connections != self._connections:  # (re)connected: publish retained topics again
+            self._connections = self.link.connections
+            self._pushed.forget()
             if self.discovery is not None:
                 self.discovery.forget()
             refresh = True
         if refresh:
             self._last_refresh = time.monotonic()
-        for venue_row in self.store.venues():
-            venue = venue_row["venue"]
+        for venue, zones in self.views.venue_zones():
             if not refresh and versions.get(venue, 0) == self._seen.get(venue):
                 continue
             self._seen[venue] = versions.get(venue, 0)
-            rows = cameras.camera_list(self.store, self.config.offline_after_s, venue)
-            for zone in [None, *venue_row["zones"]]:
-                current = mood.venue_mood(self.store, venue, self.config.mood_window_s,
-                                          cameras.online_count(rows, zone), zone)
+            rows = self.views.cameras(venue)
+            for zone in [None, *zones]:
+                current = self.views.mood(venue, zone, cameras=rows)
                 topic = messages.mood_topic(venue, zone)
-                if not current.same_as(self._published.get(topic)) and self.ingest.stats.connected:
+                if self._pushed.changed(topic, current) and self.link.connected:
                     if self.discovery is not None:
                         self.discovery.announce(venue, zone)
-                    self.ingest.client.publish(topic, messages.mood_payload(current), qos=1, retain=True)
-                    self._published[topic] = current
+                    self.publish(topic, messages.mood_payload(current))
+                    self._pushed.mark(topic, current)
 
 
 def bind_http(host: str, port: int) -> socket.socket:
@@ -99,7 +103,10 @@ class Aggregator:
         self.store = Store(config.db)
         self.changes = Changes()
         self.ingest = Ingest(config, self.store, self.changes)
-        self.moods = MoodPublisher(self.store, config, self.changes, self.ingest, self.stop_event)
+        discovery = Discovery(self.ingest.publish_retained, config.discovery_prefix, self.ingest.status_topic,
+                              config.mood_window_s) if config.discovery else None
+        self.moods = MoodPublisher(Views(self.store, config.offline_after_s, config.mood_window_s), self.changes,
+                                   self.ingest.publish_retained, self.ingest.stats, discovery, self.stop_event)
         self.app = create_app(self.store, config, self.changes, self.ingest.stats)
         self._retention = threading.Thread(target=self._prune_loop, name="retention", daemon=True)
         self._server = None

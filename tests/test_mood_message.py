@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from emo7ion.aggregator import mood
 from emo7ion.aggregator.store import Store
+from emo7ion.aggregator.views import Pushed, Views
 from emo7ion.core import emotions, messages
 
 NOW = 1_750_000_000.0
@@ -29,9 +29,8 @@ def moods(tmp_path):
     store = Store(str(tmp_path / "agg.sqlite"))
     store.add_windows([_window(0, NOW - 400, {"sad": 4}), _window(1, NOW - 60, {"happy": 6, "angry": 2}, "front"),
                        _window(2, NOW - 20, {"neutral": 3})])
-    yield (mood.venue_mood(store, "hall-a", 300.0, 1, None, now=NOW),
-           mood.venue_mood(store, "hall-a", 300.0, 1, "front", now=NOW),
-           mood.venue_mood(store, "hall-a", 300.0, 0, "empty", now=NOW))
+    views = Views(store, offline_after_s=3600.0, mood_window_s=300.0)
+    yield views.mood("hall-a", now=NOW), views.mood("hall-a", "front", now=NOW), views.mood("hall-a", "empty", now=NOW)
     store.close()
 
 
@@ -61,6 +60,13 @@ def test_same_as_ignores_only_the_time(moods):
     assert venue.same_as(dataclasses.replace(venue, ts=dt.datetime.fromtimestamp(NOW + 30, dt.UTC)))
     assert not venue.same_as(dataclasses.replace(venue, cameras_online=2))
     assert not venue.same_as(zone) and not venue.same_as(None)
+    pushed = Pushed()
+    assert pushed.changed("topic", venue)
+    pushed.mark("topic", venue)
+    assert not pushed.changed("topic", dataclasses.replace(venue, ts=dt.datetime.fromtimestamp(NOW + 30, dt.UTC)))
+    assert pushed.changed("topic", dataclasses.replace(venue, faces=12))
+    pushed.forget()
+    assert pushed.changed("topic", venue)
 
 
 def _broken(payload: bytes, **changes) -> bytes:
