@@ -97,9 +97,11 @@ def bind_http(host: str, port: int) -> socket.socket:
 
 
 class Aggregator:
-    def __init__(self, config: AggregatorConfig):
+    """``stop``: the process's one stop event (a signal handler sets it); every thread here ends on it."""
+
+    def __init__(self, config: AggregatorConfig, stop: threading.Event | None = None):
         self.config = config
-        self.stop_event = threading.Event()
+        self.stop_event = stop if stop is not None else threading.Event()
         self.store = Store(config.db)
         self.changes = Changes()
         self.ingest = Ingest(config, self.store, self.changes)

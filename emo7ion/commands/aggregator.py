@@ -49,8 +49,8 @@ def run_aggregator(args: argparse.Namespace) -> int:
     from emo7ion.core.broker_errors import BrokerRefusedError
 
     overrides = {name[4:]: value for name, value in vars(args).items() if name.startswith("set_") and value}
-    service = Aggregator(load(args.config, overrides))
-    stop = threading.Event()
+    stop = threading.Event()  # the process's one stop event: signals set it, every part of the service ends on it
+    service = Aggregator(load(args.config, overrides), stop)
     refused: list[str] = []
 
     def on_refused(text: str) -> None:  # the network thread: hand it to the main thread, which stops

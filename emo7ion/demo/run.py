@@ -49,7 +49,7 @@ class Demo:
         self.aggregator = Aggregator(aggregator_config.load(None, {
             "broker": broker_url, "username": central.username, "password": central.password,
             "db": str(self.workdir / "aggregator.sqlite"), "port": self.port, "mood_window_s": self.mood_window_s,
-            "offline_after_s": max(60.0, 6 * self.window_s)}, environ={})).start()
+            "offline_after_s": max(60.0, 6 * self.window_s)}, environ={}), self.stop).start()
         for index, (venue, camera, source) in enumerate(self._cameras()):
             credentials = add_camera(layout.directory, venue, camera)
             self.broker.reload()
@@ -86,14 +86,13 @@ class Demo:
             "source": {**source_settings, "fps": self.fps},
             "broker": {"url": broker_url, "username": credentials.username, "password": credentials.password},
             "outbox": {"path": str(self.workdir / f"outbox-{venue}-{camera}.sqlite")}}, environ={})
-        return Agent(config, source=source)
+        return Agent(config, stop=self.stop, source=source)
 
     def wait(self, duration: float | None = None) -> None:
         self.stop.wait(duration)
 
     def shutdown(self) -> None:
-        for agent in self.agents:
-            agent.stop.set()
+        self.stop.set()  # one stop event for the demo's agents and aggregator
         for thread in self.threads:
             thread.join(timeout=15)
         if self.aggregator:
