@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.metrics import render_metrics
+from emo7ion.aggregator.schemas import CameraOut, MoodOut, TimeseriesOut, VenueOut
 from emo7ion.aggregator.store import Store
 from emo7ion.aggregator.views import Pushed, Views
 from emo7ion.core import messages
@@ -91,18 +92,18 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
         if not views.knows(venue):
             raise HTTPException(status_code=404, detail=f"no venue {venue!r} has reported yet")
 
-    @app.get("/api/venues", dependencies=guarded)
+    @app.get("/api/venues", dependencies=guarded, response_model=list[VenueOut])
     def list_venues() -> list[dict]:
         return views.venues()
 
-    @app.get("/api/venues/{venue}/mood", dependencies=guarded)
+    @app.get("/api/venues/{venue}/mood", dependencies=guarded, response_model=MoodOut)
     def venue_mood(venue: str, zone: str | None = None,
                    minutes: Annotated[float | None, Query(gt=0, le=MAX_MINUTES)] = None) -> dict:
         venue = _venue_id(venue)
         venue_known(venue)
         return views.mood(venue, _zone_id(zone), minutes * 60 if minutes else None).document()
 
-    @app.get("/api/venues/{venue}/timeseries", dependencies=guarded)
+    @app.get("/api/venues/{venue}/timeseries", dependencies=guarded, response_model=TimeseriesOut)
     def venue_timeseries(venue: str, zone: str | None = None,
                          minutes: Annotated[float, Query(gt=0, le=MAX_MINUTES)] = 60,
                          step: Annotated[float, Query(ge=1, le=86400)] = 60) -> dict:
@@ -112,7 +113,7 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
         venue_known(venue)
         return views.timeseries(venue, minutes, step, _zone_id(zone))
 
-    @app.get("/api/cameras", dependencies=guarded)
+    @app.get("/api/cameras", dependencies=guarded, response_model=list[CameraOut])
     def list_cameras(venue: str | None = None) -> list[dict]:
         return views.cameras(_venue_id(venue) if venue else None)
 

@@ -167,3 +167,18 @@ def test_a_message_the_database_refuses_does_not_block_the_stream(live_aggregato
         time.sleep(0.05)
     assert stats.stored == 2 and stats.rejected["store"] == 1
     assert {k[1] for k in stored_keys(live.service.config.db)} == {"cam-1", "cam-2"}
+
+
+def test_api_docs_show_the_response_schemas(live_aggregator):
+    """/docs reads /openapi.json: each route names its response model, the mood one field for field the v1 mood."""
+    live = live_aggregator
+    live.publish_window("hall-a", "cam-1", {"happy": 3})
+    assert live.wait_stored(1)
+    schema = get(live, "/openapi.json").json()
+    models = schema["components"]["schemas"]
+    assert set(models["MoodOut"]["properties"]) == set(get(live, "/api/venues/hall-a/mood").json())
+    assert set(models["CameraOut"]["properties"]) == set(get(live, "/api/cameras").json()[0])
+    assert set(models["VenueOut"]["properties"]) == set(get(live, "/api/venues").json()[0])
+    assert set(models["PointOut"]["properties"]) == set(get(live, "/api/venues/hall-a/timeseries").json()["points"][0])
+    ok = schema["paths"]["/api/venues/{venue}/mood"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"]["$ref"].endswith("/MoodOut")
