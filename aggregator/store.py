@@ -54,9 +54,10 @@ MIN_WINDOW_S = 1.0
 
 SCHEMA_LOCK = 0x656D6F37  # PostgreSQL advisory lock key ("emo7") held while creating the schema
 
-INSERT_WINDOW = (f"INSERT INTO windows (venue, camera, seq, start_ts, end_ts, zone, frames, faces, withheld, "
-                 f"{LABEL_COLUMNS}, mean_confidence, model_sha256, model_version, received_ts) VALUES "
-                 f"({', '.join(['?'] * (13 + len(emotions.LABELS)))}) ON CONFLICT DO NOTHING")
+_WINDOW_COLUMNS = ("venue", "camera", "seq", "start_ts", "end_ts", "zone", "frames", "faces", "withheld",
+                   *emotions.LABELS, "mean_confidence", "model_sha256", "model_version", "received_ts")
+INSERT_WINDOW = (f"INSERT INTO windows ({', '.join(_WINDOW_COLUMNS)}) VALUES "
+                 f"({', '.join(['?'] * len(_WINDOW_COLUMNS))}) ON CONFLICT DO NOTHING")
 
 UPSERT_SEEN = ("INSERT INTO cameras (venue, camera, zone, state, last_seen) VALUES (?, ?, ?, 'online', ?) "
                "ON CONFLICT (venue, camera) DO UPDATE SET last_seen = "
@@ -98,6 +99,36 @@ class SeqState:
                 self.missing -= 1
         if dated:
             self.last_end = max(self.last_end, end)
+
+
+@dataclass(frozen=True)
+class VenueRow:
+    venue: str
+    cameras: int
+    last_seen: float | None
+    zones: list[str]
+    last_window_end: float | None
+
+
+@dataclass(frozen=True)
+class CameraRow:
+    """A camera as stored: its last status (``state`` None before any), when it was last heard from (epoch s)."""
+
+    venue: str
+    camera: str
+    zone: str | None
+    state: str | None
+    last_seen: float | None
+    agent: str | None
+    model: dict | None
+    health: dict | None
+    missing: int
+
+
+@dataclass(frozen=True)
+class Bucket:
+    t: float
+    counts: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -272,18 +303,17 @@ class Store:
 
     # -- reading
 
-    def venues(self) -> list[dict]:
+    def venues(self) -> list[VenueRow]:
         with self._lock:
             rows = self._query(
                 "SELECT venue, COUNT(*), MAX(last_seen) FROM cameras GROUP BY venue ORDER BY venue")
             zones = self._query("SELECT DISTINCT venue, zone FROM cameras WHERE zone IS NOT NULL "
                                 "ORDER BY venue, zone")
             ends = dict(self._query("SELECT venue, MAX(end_ts) FROM windows GROUP BY venue"))
-        return [{"venue": venue, "cameras": count, "last_seen": last,
-                 "zones": [z for v, z in zones if v == venue], "last_window_end": ends.get(venue)}
-                for venue, count, last in rows]
+        return [VenueRow(venue=venue, cameras=count, last_seen=last, zones=[z for v, z in zones if v == venue],
+                         last_window_end=ends.get(venue)) for venue, count, last in rows]
 
-    def cameras(self, venue: str | None = None) -> list[dict]:
+    def cameras(self, venue: str | None = None) -> list[CameraRow]:
         query = "SELECT venue, camera, zone, state, last_seen, agent, model, health, missing FROM cameras"
         params: tuple = ()
         if venue:
@@ -291,9 +321,9 @@ class Store:
             params = (venue,)
         with self._lock:
             rows = self._query(query + " ORDER BY venue, camera", params)
-        return [{"venue": v, "camera": c, "zone": z, "state": s, "last_seen": seen, "agent": agent,
-                 "model": json.loads(model) if model else None, "health": json.loads(health) if health else None,
-                 "missing": int(missing or 0)}
+        return [CameraRow(venue=v, camera=c, zone=z, state=s, last_seen=seen, agent=agent,
+                          model=json.loads(model) if model else None, health=json.loads(health) if health else None,
+                          missing=int(missing or 0))
                 for v, c, z, s, seen, agent, model, health, missing in rows]
 
     def totals(self, venue: str, since: float, until: float, zone: str | None = None) -> Totals:
@@ -303,11 +333,13 @@ class Store:
         with self._lock:
             row = self._query(f"SELECT {sums}, COUNT(*), COALESCE(SUM(withheld), 0), COUNT(DISTINCT camera) "
                               f"FROM windows WHERE {where}", params)[0]
-        counts = {label: int(v) for label, v in zip(emotions.LABELS, row[:7])}
-        return Totals(faces=sum(counts.values()), counts=counts, windows=int(row[7]), withheld=int(row[8]),
-                      cameras=int(row[9]))
+        *sums_row, windows, withheld, cameras = row
+        counts = {label: int(v) for label, v in zip(emotions.LABELS, sums_row)}
+        return Totals(faces=sum(counts.values()), counts=counts, windows=int(windows), withheld=int(withheld),
+                      cameras=int(cameras))
 
-    def series(self, venue: str, since: float, until: float, step: float, zone: str | None = None) -> list[dict]:
+    def series(self, venue: str, since: float, until: float, step: float, zone: str | None = None
+               ) -> list[Bucket]:
         """Counts summed per ``step``-second bucket of window end time."""
         where, params = self._where(venue, since, until, zone)
         sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
@@ -315,8 +347,8 @@ class Store:
         with self._lock:
             rows = self._query(f"SELECT {bucket} AS bucket, {sums} FROM windows WHERE {where} "
                                f"GROUP BY bucket ORDER BY bucket", (step, step, *params))
-        return [{"t": float(row[0]), "counts": {label: int(v) for label, v in zip(emotions.LABELS, row[1:])}}
-                for row in rows]
+        return [Bucket(t=float(t), counts={label: int(v) for label, v in zip(emotions.LABELS, sums_row)})
+                for t, *sums_row in rows]
 
     @staticmethod
     def _where(venue: str, since: float, until: float, zone: str | None) -> tuple[str, tuple]:

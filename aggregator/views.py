@@ -4,6 +4,7 @@ it was heard from within ``offline_after_s``) and "changed since the last push".
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from typing import Any
@@ -38,21 +39,21 @@ class Views:
 
     def cameras(self, venue: str | None = None, now: float | None = None) -> list[dict]:
         now = time.time() if now is None else now
-        return [{**row, "state": camera_state(row["state"], row["last_seen"], self.offline_after_s, now),
-                 "last_seen": iso(row["last_seen"])} for row in self.store.cameras(venue)]
+        return [{**dataclasses.asdict(row), "state": camera_state(row.state, row.last_seen, self.offline_after_s, now),
+                 "last_seen": iso(row.last_seen)} for row in self.store.cameras(venue)]
 
     def venues(self) -> list[dict]:
         """Each venue with its zones, camera count, cameras online and last window's end."""
         rows = self.cameras()
-        return [{"venue": venue["venue"], "zones": venue["zones"], "cameras": venue["cameras"],
-                 "cameras_online": online_count([r for r in rows if r["venue"] == venue["venue"]]),
-                 "last_window_end": iso(venue["last_window_end"])} for venue in self.store.venues()]
+        return [{"venue": venue.venue, "zones": venue.zones, "cameras": venue.cameras,
+                 "cameras_online": online_count([r for r in rows if r["venue"] == venue.venue]),
+                 "last_window_end": iso(venue.last_window_end)} for venue in self.store.venues()]
 
     def venue_zones(self) -> list[tuple[str, list[str]]]:
-        return [(venue["venue"], venue["zones"]) for venue in self.store.venues()]
+        return [(venue.venue, venue.zones) for venue in self.store.venues()]
 
     def knows(self, venue: str) -> bool:
-        return any(row["venue"] == venue for row in self.store.venues())
+        return any(row.venue == venue for row in self.store.venues())
 
     def mood(self, venue: str, zone: str | None = None, window_s: float | None = None,
              cameras: list[dict] | None = None, now: float | None = None) -> messages.Mood:
@@ -76,8 +77,8 @@ class Views:
         now = time.time() if now is None else now
         points = []
         for bucket in self.store.series(venue, now - minutes * 60, now, step_s, zone):
-            counts = bucket["counts"]
-            points.append({"t": iso(bucket["t"]), "faces": sum(counts.values()), "counts": counts,
+            counts = bucket.counts
+            points.append({"t": iso(bucket.t), "faces": sum(counts.values()), "counts": counts,
                            "shares": shares(counts), "positivity": positivity(counts)})
         return {"venue": venue, "zone": zone, "step_s": step_s, "points": points}
 

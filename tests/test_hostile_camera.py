@@ -308,7 +308,7 @@ def test_overlap_future_and_oversize_floods_move_the_mood_by_one_cameras_share(v
         # The status of 9999 was refused, so a real "offline" still counts.
         attacker.settle([attacker.send("status", status("hall", "cam-1", "offline", dt.datetime.now(dt.UTC)),
                                        retain=True)])
-        assert wait_until(lambda: {c["camera"]: c["state"] for c in service.store.cameras("hall")}
+        assert wait_until(lambda: {c.camera: c.state for c in service.store.cameras("hall")}
                           .get("cam-1") == "offline", 10)
         text = metrics(service)
         assert 'emo7ion_messages_rejected_total{reason="overlap"} 399' in text
