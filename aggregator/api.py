@@ -21,10 +21,10 @@ from fastapi.staticfiles import StaticFiles
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.metrics import render_metrics
-from emo7ion.aggregator.schemas import CameraOut, MoodOut, TimeseriesOut, VenueOut
+from emo7ion.aggregator.schemas import CameraOut, MetaOut, MoodOut, TimeseriesOut, VenueOut
 from emo7ion.aggregator.store import Store
 from emo7ion.aggregator.views import Pushed, Views
-from emo7ion.core import messages
+from emo7ion.core import emotions, messages
 from emo7ion.core.version import version as emo7ion_version
 
 MAX_MINUTES = 7 * 24 * 60
@@ -91,6 +91,11 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
     def venue_known(venue: str) -> None:
         if not views.knows(venue):
             raise HTTPException(status_code=404, detail=f"no venue {venue!r} has reported yet")
+
+    @app.get("/api/meta", dependencies=guarded, response_model=MetaOut)
+    def meta() -> dict:
+        """What the dashboard draws with: the labels in canonical order and the mood window."""
+        return {"labels": list(emotions.LABELS), "mood_window_s": config.mood_window_s, "version": emo7ion_version()}
 
     @app.get("/api/venues", dependencies=guarded, response_model=list[VenueOut])
     def list_venues() -> list[dict]:

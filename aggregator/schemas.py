@@ -8,6 +8,12 @@ from typing import Any
 from pydantic import BaseModel
 
 
+class MetaOut(BaseModel):
+    labels: list[str]
+    mood_window_s: float
+    version: str
+
+
 class VenueOut(BaseModel):
     venue: str
     zones: list[str]

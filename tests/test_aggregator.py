@@ -180,5 +180,7 @@ def test_api_docs_show_the_response_schemas(live_aggregator):
     assert set(models["CameraOut"]["properties"]) == set(get(live, "/api/cameras").json()[0])
     assert set(models["VenueOut"]["properties"]) == set(get(live, "/api/venues").json()[0])
     assert set(models["PointOut"]["properties"]) == set(get(live, "/api/venues/hall-a/timeseries").json()["points"][0])
+    meta = get(live, "/api/meta").json()  # what the dashboard draws with, instead of its own copies
+    assert meta["labels"] == list(emotions.LABELS) and meta["mood_window_s"] == live.service.config.mood_window_s
     ok = schema["paths"]["/api/venues/{venue}/mood"]["get"]["responses"]["200"]["content"]["application/json"]
     assert ok["schema"]["$ref"].endswith("/MoodOut")

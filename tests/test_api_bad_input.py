@@ -44,8 +44,8 @@ def assert_clear_4xx(response: httpx.Response, *expected: int) -> None:
     assert response.json()["detail"], response.text[:300]
 
 
-GUARDED = ["/api/venues", f"/api/venues/{KNOWN_VENUE}/mood", f"/api/venues/{KNOWN_VENUE}/timeseries", "/api/cameras",
-           f"/api/stream?venue={KNOWN_VENUE}"]
+GUARDED = ["/api/meta", "/api/venues", f"/api/venues/{KNOWN_VENUE}/mood", f"/api/venues/{KNOWN_VENUE}/timeseries",
+           "/api/cameras", f"/api/stream?venue={KNOWN_VENUE}"]
 BAD_CREDENTIALS = [
     {}, {"headers": {"Authorization": "Bearer wrong"}}, {"headers": {"Authorization": "Bearer"}},
     {"headers": {"Authorization": f"Basic {TOKEN}"}}, {"headers": {"Authorization": TOKEN}},

@@ -3,7 +3,8 @@
 'use strict';
 
 (function () {
-  const LABELS = ['angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'];
+  let LABELS = [];             // the model's labels in canonical order, from /api/meta
+  let MOOD_WINDOW_S = 300;      // the aggregator's mood window, from /api/meta (a placeholder until then)
   const COLORS = {
     angry: '#ef4444',
     disgust: '#84cc16',
@@ -13,7 +14,6 @@
     sad: '#3b82f6',
     surprise: '#f97316',
   };
-  const MOOD_MINUTES = 5;
   const SERIES_MIN_INTERVAL_MS = 4000;   // refetch the timeseries at most this often
   const REFRESH_MS = 30000;              // slide the chart and re-check venues even when nothing happens
   const VENUE_RETRY_MS = 5000;           // while there are no venues yet
@@ -169,10 +169,22 @@
 
   // ---- venue and zone pickers --------------------------------------------------------------------
 
+  // Labels and the mood window come from the aggregator, once (again after a token is entered).
+  async function loadMeta() {
+    if (LABELS.length) return false;
+    const meta = await api('/api/meta');
+    LABELS = meta.labels;
+    MOOD_WINDOW_S = meta.mood_window_s;
+    renderLegend();
+    drawChart();
+    return true;
+  }
+
   async function loadVenues() {
     clearTimeout(state.venueTimer);
     let venues;
     try {
+      if (await loadMeta() && state.venue) showVenue(state.venue, state.zone, true);
       venues = await api('/api/venues');
     } catch (error) {
       report(error);
@@ -268,7 +280,7 @@
     const generation = state.generation;
     state.lastMoodFetch = Date.now();
     try {
-      const mood = await api(`/api/venues/${encodeURIComponent(state.venue)}/mood?minutes=${MOOD_MINUTES}${zoneQuery()}`);
+      const mood = await api(`/api/venues/${encodeURIComponent(state.venue)}/mood?${zoneQuery().slice(1)}`);
       if (generation === state.generation) setMood(mood);
     } catch (error) {
       report(error);
@@ -509,8 +521,8 @@
       trend.dataset.direction = direction;
       trend.textContent = { up: '↑ ', down: '↓ ', flat: '→ ' }[direction]
         + (direction === 'flat' ? 'steady' : signed(mood.trend))
-        + ` vs previous ${lengthText(mood.window_s || MOOD_MINUTES * 60).replace('-', ' ')}`;
-      trend.title = `Change in positivity against the ${lengthText(mood.window_s || MOOD_MINUTES * 60)} window `
+        + ` vs previous ${lengthText(mood.window_s || MOOD_WINDOW_S).replace('-', ' ')}`;
+      trend.title = `Change in positivity against the ${lengthText(mood.window_s || MOOD_WINDOW_S)} window `
         + 'before this one';
     } else {
       trend.dataset.direction = 'none';
@@ -519,7 +531,7 @@
 
     $('faces').textContent = mood && typeof mood.faces === 'number' ? mood.faces.toLocaleString() : '—';
     $('faces-label').textContent = 'face detections in the '
-      + (windowText(mood && mood.window_s) || `last ${MOOD_MINUTES} min`);
+      + (windowText(mood && mood.window_s) || windowText(MOOD_WINDOW_S));
     renderCamerasOnline();
     renderStale();
 
@@ -586,7 +598,7 @@
   function staleReason() {
     const mood = state.mood;
     if (!mood || !state.venue) return null;
-    const windowS = mood.window_s || MOOD_MINUTES * 60;
+    const windowS = mood.window_s || MOOD_WINDOW_S;
     const newestWindow = newestWindowMs();
     const since = newestWindow === null ? '' : ` \u00b7 newest window ended ${ago(newestWindow)}`;
     if (onlineNow() === 0) return `no camera online${since}`;
@@ -964,13 +976,15 @@
   }
 
   function start() {
-    renderLegend();
     const { wanted } = applyHash();
     renderMood(null, true);
     renderCameras();
     drawChart();
-    if (wanted.venue) showVenue(wanted.venue, wanted.zone, true);
-    loadVenues();
+    // The labels first: a chart parsed without them would stay empty. Without a token yet, loadVenues retries.
+    loadMeta().catch(report).finally(() => {
+      if (wanted.venue) showVenue(wanted.venue, wanted.zone, true);
+      loadVenues();
+    });
 
     $('venue').addEventListener('change', (event) => {
       if (event.target.value) selectVenue(event.target.value);
