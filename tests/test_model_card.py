@@ -32,6 +32,9 @@ def test_measurements_are_of_the_shipped_files():
     keras = json.loads((MODELS / "eval-keras-val.json").read_text())
     assert abs(report["keras"]["accuracy"] - keras["accuracy"]) < 1e-3
     assert keras["n"] == int8["n"] == report["val"]["n"]
+    flip = json.loads((MODELS / "eval-int8-flip-val.json").read_text())
+    assert flip["sha256"] == int8["sha256"] and flip["flip_average"] is True and flip["n"] == int8["n"]
+    assert not int8.get("flip_average")
     other = MODELS / "eval-int8-val-tflite-runtime.json"
     if other.is_file():
         assert json.loads(other.read_text())["sha256"] == int8["sha256"]
