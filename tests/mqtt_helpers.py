@@ -9,10 +9,21 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from emo7ion.broker_config.runner import Mosquitto, free_port
+from emo7ion.broker_config.runner import BrokerError, Mosquitto, find_tool, free_port
+
+
+def skip_module_without_secured_broker_tools() -> None:
+    """Skip the calling test module when mosquitto, mosquitto_passwd or openssl is missing."""
+    try:
+        for tool in ("mosquitto", "mosquitto_passwd"):
+            find_tool(tool)
+        find_tool("openssl", package="openssl")
+    except BrokerError as missing:
+        pytest.skip(str(missing), allow_module_level=True)
 
 
 def start_plain_broker(folder: Path, port: int | None = None, persistence: bool = False,

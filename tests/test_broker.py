@@ -21,19 +21,15 @@ from types import SimpleNamespace
 
 import paho.mqtt.client as mqtt
 import pytest
+from mqtt_helpers import skip_module_without_secured_broker_tools
 
 from emo7ion.broker_config import BrokerLayout, add_aggregator, add_camera, add_viewer, init_broker
 from emo7ion.broker_config.layout import MAX_PACKET_BYTES
-from emo7ion.broker_config.runner import BrokerError, find_tool, free_port
+from emo7ion.broker_config.runner import free_port
 from emo7ion.cli import main
 from emo7ion.core.messages import MAX_PAYLOAD_BYTES
 
-try:
-    for _tool in ("mosquitto", "mosquitto_passwd"):
-        find_tool(_tool)
-    find_tool("openssl", package="openssl")
-except BrokerError as _missing:
-    pytest.skip(str(_missing), allow_module_level=True)
+skip_module_without_secured_broker_tools()
 
 TIMEOUT = 5.0
 NOT_AUTHORIZED = 0x87

@@ -20,24 +20,19 @@ from types import SimpleNamespace
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import start_plain_broker
+from mqtt_helpers import skip_module_without_secured_broker_tools, start_plain_broker
 
 from conftest import stored_keys
 from emo7ion.aggregator import config as aggregator_config
 from emo7ion.aggregator.service import Aggregator
 from emo7ion.broker_config import add_aggregator, add_camera, init_broker
-from emo7ion.broker_config.runner import BrokerError, find_tool, free_port
+from emo7ion.broker_config.runner import find_tool, free_port
 from emo7ion.core import emotions, messages
 from emo7ion.edge.config import BrokerConfig
 from emo7ion.edge.outbox import Outbox, OutboxError
 from emo7ion.edge.publish import Publisher
 
-try:
-    for _tool in ("mosquitto", "mosquitto_passwd"):
-        find_tool(_tool)
-    find_tool("openssl", package="openssl")
-except BrokerError as _missing:
-    pytest.skip(str(_missing), allow_module_level=True)
+skip_module_without_secured_broker_tools()
 
 PROBE = os.environ.get("EMO7ION_PROBE_SCALE") == "1"
 BURST = 30_000 if PROBE else 10_500      # one camera's burst; the old broker queue held 10,000

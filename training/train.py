@@ -250,7 +250,8 @@ def train(config: TrainConfig, resume: bool = False, output: str | None = None) 
     export_model(out / "best.keras", final)
     _write_json(out / "history.json", state.history)
     plot_history(state.history, out / "curves.png")
-    summary = {"model": str(final), "best_val_accuracy": state.best, "best_epoch": state.best_epoch,
+    summary = {"model": str(final), "backend": keras.backend.backend(),
+               "best_val_accuracy": state.best, "best_epoch": state.best_epoch,
                "epochs_run": state.epoch, "hparams": state.hparams, **models.describe(model)}
     _write_json(out / "summary.json", summary)
     return summary
