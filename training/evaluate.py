@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from emo7ion.core import faces
+from emo7ion.core.runtime import mirror_averaged
 from emo7ion.training import data as datasets
 from emo7ion.training import metrics
 
@@ -25,11 +26,11 @@ def keras_predictor(path: Path, flip: bool = False) -> tuple[Callable[[np.ndarra
     except Exception as error:  # keras raises many types for a damaged zip or config
         raise ValueError(f"{path} is not a loadable .keras model: {error}") from error
 
+    def one_pass(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(model(batch, training=False))
+
     def predict(batch: np.ndarray) -> np.ndarray:
-        if not flip:
-            return np.asarray(model(batch, training=False))
-        both = np.asarray(model(np.concatenate([batch, batch[:, :, ::-1]]), training=False))
-        return 0.5 * (both[:len(batch)] + both[len(batch):])
+        return mirror_averaged(one_pass, batch) if flip else one_pass(batch)
 
     return predict, {"format": "keras", "flip_average": flip}
 
