@@ -5,21 +5,29 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from emo7ion.core import messages
-from emo7ion.core.broker_connection import BrokerAddress
+from emo7ion.core.broker_connection import BrokerSettings
 from emo7ion.core.paths import default_file
 from emo7ion.core.settings import ConfigError, layered
 
 ENV_PREFIX = "EMO7ION_AGG__"
 
 
+def _broker_defaults() -> BrokerSettings:
+    return BrokerSettings(reconnect_max_s=30.0)  # the aggregator's backoff before the settings were shared
+
+
 @dataclass
 class AggregatorConfig:
-    broker: str = field(default="mqtt://127.0.0.1:1883", metadata={"help": "mqtt://host:port or mqtts://host:port"})
-    username: str = field(default="", metadata={"help": "MQTT user (emo7ion broker add-aggregator)"})
-    password: str = field(default="", metadata={"help": "MQTT password"})
-    ca_file: str = field(default="", metadata={"help": "CA certificate for mqtts://"})
+    SETTING_ALIASES: ClassVar[dict[str, str]] = {
+        "username": "broker.username", "password": "broker.password", "ca_file": "broker.ca_file"}
+    """The flat keys (and EMO7ION_AGG__USERNAME, --username) from before the ``[broker]`` table keep working."""
+
+    broker: BrokerSettings = field(default_factory=_broker_defaults, metadata={
+        "help": "the [broker] table; a bare URL (broker = \"mqtts://host:8883\", --broker) sets broker.url",
+        "shorthand": "url"})
     client_id: str = field(default="emo7ion-aggregator", metadata={
         "help": "MQTT client id: the persistent session (a broker from `emo7ion broker init` uses the user name)"})
     shared_group: str = field(default="", metadata={"help": "join $share/GROUP/... to split the stream"})
@@ -51,14 +59,14 @@ class AggregatorConfig:
     @property
     def identity(self) -> str:
         """Names our status topic: the user name (which a broker may make the client id), else the client id."""
-        return self.username or self.client_id
+        return self.broker.username or self.client_id
 
     @property
     def subscription(self) -> str:
         return f"$share/{self.shared_group}/{messages.SUBSCRIPTION}" if self.shared_group else messages.SUBSCRIPTION
 
     def validate(self) -> AggregatorConfig:
-        BrokerAddress.parse(self.broker, "broker")
+        self.broker.validate("broker.")
         if self.shared_group:
             try:
                 messages.check_id(self.shared_group, "shared_group")
@@ -67,13 +75,11 @@ class AggregatorConfig:
         try:
             messages.aggregator_status_topic(self.identity)
         except messages.MessageError as error:
-            raise ConfigError(f"{'username' if self.username else 'client_id'}: {error}") from error
+            raise ConfigError(f"{'broker.username' if self.broker.username else 'client_id'}: {error}") from error
         if not self.discovery_prefix or any(char in self.discovery_prefix for char in "+#\0") \
                 or self.discovery_prefix.startswith("/") or self.discovery_prefix.endswith("/"):
             raise ConfigError(f"discovery_prefix={self.discovery_prefix!r} must be a topic prefix such as "
                               "'homeassistant' (no '+', '#', leading or trailing '/')")
-        if self.ca_file and not Path(self.ca_file).is_file():
-            raise ConfigError(f"ca_file {self.ca_file!r} does not exist")
         if not (self.db.startswith("postgresql://") or self.db.startswith("postgres://") or "://" not in self.db):
             raise ConfigError(f"db={self.db!r} must be a SQLite file path or a postgresql:// URL")
         for key in ("retention_days", "mood_window_s", "offline_after_s", "batch_size", "batch_wait_s", "queue_size",

@@ -29,8 +29,6 @@ from emo7ion.aggregator.store import Store
 from emo7ion.core import broker_connection, broker_errors, messages
 
 log = logging.getLogger(__name__)
-RECONNECT_S = (1.0, 30.0)
-"""paho's reconnect backoff, first and longest delay."""
 
 
 @dataclass
@@ -86,30 +84,21 @@ class Ingest:
 
     def _make_client(self) -> mqtt.Client:
         # Our availability (Home Assistant reads it): "offline" by the broker when we vanish, "online" on connect.
-        client = broker_connection.make_client(
-            self.config.client_id, self.address, username=self.config.username, password=self.config.password,
-            ca_file=self.config.ca_file, reconnect_s=RECONNECT_S, will=broker_connection.Will(self.status_topic,
-                                                                                               "offline"),
-            manual_ack=True)
+        client = self.config.broker.client(self.config.client_id, broker_connection.Will(self.status_topic, "offline"),
+                                           manual_ack=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
 
-    @property
-    def address(self) -> broker_connection.BrokerAddress:
-        return broker_connection.BrokerAddress.parse(self.config.broker, "broker")
-
-    @property
-    def broker_address(self) -> tuple[str, int]:
-        return self.address.host, self.address.port
-
     def start(self) -> None:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = int(self.config.session_expiry_s)
         self._writer.start()
-        self.client.connect_async(*self.broker_address, keepalive=30, clean_start=False, properties=properties)
+        broker = self.config.broker
+        self.client.connect_async(broker.host, broker.port, keepalive=broker.keepalive_s, clean_start=False,
+                                  properties=properties)
         self.client.loop_start()
 
     def publish_retained(self, topic: str, payload: bytes | str) -> None:
@@ -131,7 +120,8 @@ class Ingest:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            text = broker_errors.describe_refusal(*self.broker_address, reason_code, self.config.username)
+            text = broker_errors.describe_refusal(self.config.broker.host, self.config.broker.port, reason_code,
+                                                  self.config.broker.username)
             if broker_errors.is_permanent(reason_code) and self.on_refused is not None:
                 self.on_refused(text)  # a retry would be refused again: the service stops
             else:
@@ -142,13 +132,14 @@ class Ingest:
         self.stats.connected = True
         self.stats.connections += 1
         client.publish(self.status_topic, "online", qos=1, retain=True)
-        log.info("connected to %s (session present: %s); subscribing to %s", self.config.broker,
+        log.info("connected to %s (session present: %s); subscribing to %s", self.config.broker.url,
                  flags.session_present, self.config.subscription)
         client.subscribe(self.config.subscription, qos=1)
 
     def _on_connect_fail(self, client, userdata) -> None:
         """No connection (paho retries with backoff): the cause, logged once per new cause."""
-        text = broker_errors.describe_failure(*self.broker_address, self.address.tls)
+        broker = self.config.broker
+        text = broker_errors.describe_failure(broker.host, broker.port, broker.tls)
         log.log(logging.ERROR if text != self._last_failure else logging.DEBUG, "%s; retrying with backoff", text)
         self._last_failure = text
 

@@ -1,7 +1,8 @@
-"""The one recipe every service uses to reach the broker: the URL (``mqtt://`` or ``mqtts://``, default ports
-1883 and 8883) and its checks, and the paho client (MQTT 5, TLS that verifies the broker, credentials, client
-id, paho's reconnect backoff, the last will). The agent, the aggregator, the demo and the benchmarks differ
-only in the arguments.
+"""The one recipe every service uses to reach the broker: the settings (:class:`BrokerSettings`, declared once and
+embedded by the agent's and the aggregator's configs), the URL (``mqtt://`` or ``mqtts://``, default ports 1883
+and 8883) and its checks, and the paho client (MQTT 5, TLS that verifies the broker, credentials, client id,
+paho's reconnect backoff, the last will). The agent, the aggregator, the demo and the benchmarks differ only in
+the arguments.
 
 paho is imported when a client is made: training imports core without the MQTT extra installed.
 """
@@ -9,7 +10,8 @@ paho is imported when a client is made: training imports core without the MQTT e
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -69,3 +71,50 @@ def make_client(client_id: str, address: BrokerAddress, *, username: str = "", p
     if will is not None:
         client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
     return client
+
+
+@dataclass
+class BrokerSettings:
+    """How a service reaches the broker: a ``[broker]`` table in either service's config. Services embed it (and
+    may extend it with their own keys); the error messages name keys under ``prefix`` (``broker.url``)."""
+
+    url: str = field(default="mqtt://127.0.0.1:1883", metadata={"help": "mqtt://host:port or mqtts://host:port"})
+    username: str = field(default="", metadata={"help": "MQTT user name (emo7ion broker add-camera / add-aggregator)"})
+    password: str = field(default="", metadata={"help": "MQTT password"})
+    ca_file: str = field(default="", metadata={"help": "CA certificate for mqtts:// (empty: system CAs)"})
+    keepalive_s: int = field(default=30, metadata={"help": "MQTT keep-alive"})
+    reconnect_min_s: float = field(default=1.0, metadata={"help": "first reconnect delay"})
+    reconnect_max_s: float = field(default=60.0, metadata={"help": "longest reconnect delay"})
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress.parse(self.url)
+
+    @property
+    def host(self) -> str:
+        return self.address.host
+
+    @property
+    def port(self) -> int:
+        return self.address.port
+
+    @property
+    def tls(self) -> bool:
+        return self.address.tls
+
+    def validate(self, prefix: str = "broker.") -> None:
+        """A ConfigError naming the first bad key (``prefix`` + its name)."""
+        BrokerAddress.parse(self.url, f"{prefix}url")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise ConfigError(f"{prefix}ca_file {self.ca_file!r} does not exist")
+        for key in ("keepalive_s", "reconnect_min_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{prefix}{key}={getattr(self, key)!r} must be > 0")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ConfigError(f"{prefix}reconnect_max_s must be >= {prefix}reconnect_min_s")
+
+    def client(self, client_id: str, will: Will | None = None, manual_ack: bool = False) -> mqtt.Client:
+        """:func:`make_client` with these settings."""
+        return make_client(client_id, self.address, username=self.username, password=self.password,
+                           ca_file=self.ca_file, reconnect_s=(self.reconnect_min_s, self.reconnect_max_s), will=will,
+                           manual_ack=manual_ack)

@@ -66,18 +66,40 @@ def build(cls: type, values: dict, prefix: str = "") -> Any:
         raise ConfigError(f"{prefix}{error}") from None
 
 
+def _nested(dotted: str, value: Any) -> dict:
+    head, _, rest = dotted.partition(".")
+    return {head: _nested(rest, value) if rest else value}
+
+
+def _has(values: dict, dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    if head not in values:
+        return False
+    return not rest or (isinstance(values[head], dict) and _has(values[head], rest))
+
+
 def _apply(target: Any, values: dict, prefix: str = "") -> None:
     hints = typing.get_type_hints(type(target))
     fields = {f.name: f for f in dataclasses.fields(target)}
+    # A config class may keep an old spelling of a key working: SETTING_ALIASES = {"old": "table.new"}.
+    aliases: dict[str, str] = getattr(type(target), "SETTING_ALIASES", {})
     for name, value in values.items():
         key = f"{prefix}{name}"
+        if name in aliases and name not in fields:
+            if _has(values, aliases[name]):
+                raise ConfigError(f"{key} and {prefix}{aliases[name]} are both set (the same setting): keep only "
+                                  f"{prefix}{aliases[name]}")
+            _apply(target, _nested(aliases[name], value), prefix)
+            continue
         if name not in fields:
             raise ConfigError(f"unknown key {key!r}; known keys here: {', '.join(sorted(fields))}")
         kind = hints[name]
         if isinstance(kind, types.UnionType):
             kind = next(t for t in typing.get_args(kind) if t is not type(None))
         shorthand = fields[name].metadata.get("shorthand")
-        if dataclasses.is_dataclass(kind):
+        if dataclasses.is_dataclass(kind) and shorthand and not isinstance(value, dict):
+            _apply(getattr(target, name), {shorthand: value}, f"{key}.")  # broker = "mqtt://..." sets broker.url
+        elif dataclasses.is_dataclass(kind):
             if not isinstance(value, dict):
                 raise ConfigError(f"{key} must be a table of settings, got {value!r}")
             _apply(getattr(target, name), value, f"{key}.")
@@ -92,13 +114,17 @@ def _apply(target: Any, values: dict, prefix: str = "") -> None:
 def settings_from_environment(prefix: str, environ: dict[str, str] | None = None) -> dict:
     """Nested settings from ``PREFIXKEY`` / ``PREFIXTABLE__KEY`` variables."""
     nested: dict = {}
-    for name, value in (os.environ if environ is None else environ).items():
+    for name, value in sorted((os.environ if environ is None else environ).items()):
         if not name.startswith(prefix):
             continue
         path = [part.lower() for part in name[len(prefix):].split("__") if part]
         node = nested
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):  # PREFIXBROKER=url and PREFIXBROKER__KEEPALIVE_S=10
+                table = prefix + "__".join(path[:depth + 1]).upper()
+                raise ConfigError(f"{table} and {name} are both set: {table} is a table here, so set its "
+                                  f"entries as {table}__KEY (for example {table}__URL) instead")
         if path:
             node[path[-1]] = value
     return nested

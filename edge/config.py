@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from emo7ion.core import messages
-from emo7ion.core.broker_connection import BrokerAddress
+from emo7ion.core.broker_connection import BrokerSettings
 from emo7ion.core.paths import default_file
 from emo7ion.core.settings import ConfigError, layered
 
@@ -52,43 +52,16 @@ class SourceConfig:
 
 
 @dataclass
-class BrokerConfig:
-    url: str = field(default="mqtt://127.0.0.1:1883", metadata={"help": "mqtt://host:port or mqtts://host:port"})
-    username: str = field(default="", metadata={"help": "MQTT user name (emo7ion broker add-camera)"})
-    password: str = field(default="", metadata={"help": "MQTT password"})
-    ca_file: str = field(default="", metadata={"help": "CA certificate for mqtts:// (empty: system CAs)"})
-    keepalive_s: int = field(default=30, metadata={"help": "MQTT keep-alive"})
-    reconnect_min_s: float = field(default=1.0, metadata={"help": "first reconnect delay"})
-    reconnect_max_s: float = field(default=60.0, metadata={"help": "longest reconnect delay"})
+class BrokerConfig(BrokerSettings):
+    """The shared ``[broker]`` settings, and how many windows may be in flight."""
+
     max_inflight: int = field(default=20, metadata={"help": "windows sent and not yet acknowledged"})
 
-    @property
-    def address(self) -> BrokerAddress:
-        return BrokerAddress.parse(self.url)
-
-    @property
-    def host(self) -> str:
-        return self.address.host
-
-    @property
-    def port(self) -> int:
-        return self.address.port
-
-    @property
-    def tls(self) -> bool:
-        return self.address.tls
-
-    def validate(self) -> None:
-        BrokerAddress.parse(self.url, "broker.url")
-        if self.ca_file and not Path(self.ca_file).is_file():
-            raise ConfigError(f"broker.ca_file {self.ca_file!r} does not exist")
+    def validate(self, prefix: str = "broker.") -> None:
+        super().validate(prefix)
         if self.password and not self.username:
-            raise ConfigError("broker.password is set but broker.username is empty")
-        _positive("broker.keepalive_s", self.keepalive_s)
-        _positive("broker.reconnect_min_s", self.reconnect_min_s)
-        _positive("broker.max_inflight", self.max_inflight)
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ConfigError("broker.reconnect_max_s must be >= broker.reconnect_min_s")
+            raise ConfigError(f"{prefix}password is set but {prefix}username is empty")
+        _positive(f"{prefix}max_inflight", self.max_inflight)
 
 
 @dataclass

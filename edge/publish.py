@@ -29,9 +29,7 @@ AGENT = f"emo7ion-edge {version()}"
 
 def make_client(client_id: str, broker: BrokerConfig, will: broker_connection.Will | None = None) -> mqtt.Client:
     """The agent's client: the shared recipe, and at most ``max_inflight`` windows unacknowledged."""
-    client = broker_connection.make_client(client_id, broker.address, username=broker.username,
-                                           password=broker.password, ca_file=broker.ca_file,
-                                           reconnect_s=(broker.reconnect_min_s, broker.reconnect_max_s), will=will)
+    client = broker.client(client_id, will)
     client.max_queued_messages_set(0)
     client.max_inflight_messages_set(broker.max_inflight)
     return client

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from emo7ion.core.broker_connection import BrokerSettings
 from emo7ion.edge import config as edge_config
 from emo7ion.edge.config import ConfigError
 
@@ -38,6 +39,10 @@ username = "u"
     config = edge_config.load(path, {"camera": "cam-2"}, environ=env)
     assert (config.venue, config.camera, config.window_s) == ("hall-a", "cam-2", 7.5)
     assert config.broker.port == 1999 and config.broker.password == "secret" and not config.broker.tls
+    # the shared broker settings (declared once in core), with the agent's defaults as before
+    assert isinstance(config.broker, BrokerSettings) and isinstance(config.broker, edge_config.BrokerConfig)
+    assert (config.broker.keepalive_s, config.broker.reconnect_min_s, config.broker.reconnect_max_s,
+            config.broker.max_inflight) == (30, 1.0, 60.0, 20)
     assert config.detector["type"]  # the measured default detector is filled in
     assert config.outbox.max_windows == 50_000
 
@@ -53,6 +58,8 @@ username = "u"
     ('venue = "v"\ncamera = "c"\n[source]\nkind = "webcam"', "source.kind"),
     ('venue = "v"\ncamera = "c"\nmin_faces = -1', "min_faces"),
     ('venue = "v"\ncamera = "c"\nsource = 3', "source"),
+    ('venue = "v"\ncamera = "c"\n[broker]\nreconnect_min_s = 5\nreconnect_max_s = 2', "broker.reconnect_max_s"),
+    ('venue = "v"\ncamera = "c"\n[broker]\npassword = "x"', "broker.password"),
 ])
 def test_bad_values_name_their_key(tmp_path, model_file, text, key):
     path = write(tmp_path, f'model = "{model_file}"\n' + text)
