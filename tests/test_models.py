@@ -22,6 +22,13 @@ def test_edge_ops_are_int8_friendly():
     assert {type(layer).__name__ for layer in models.build("edge").layers} <= allowed
 
 
+def test_edge_l_is_edge_twice_as_wide_within_the_pi5_budget():
+    edge, large = models.describe(models.build("edge")), models.describe(models.build("edge-l"))
+    assert 3.5 * edge["macs"] < large["macs"] <= models.EDGE_L_MAX_MACS
+    allowed = {"InputLayer", "Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D", "Dropout", "Flatten", "Dense"}
+    assert {type(layer).__name__ for layer in models.build("edge-l").layers} <= allowed
+
+
 def test_seed_model_matches_the_original_report():
     size = models.describe(models.build("seed"))
     assert 4_300_000 < size["parameters"] < 4_700_000  # "about 4.5 M parameters"

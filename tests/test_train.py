@@ -74,3 +74,35 @@ def test_resume_with_more_epochs_stretches_the_cosine(tiny_data, tmp_path):
     config.epochs = 3
     with pytest.raises(ValueError, match="already done"):
         train(config, resume=True)
+
+
+def test_time_budget_ends_the_cosine_inside_the_budget(tiny_data, tmp_path, monkeypatch):
+    """Epochs 'take' 10 s on a moved clock; 45 s of budget: after two epochs the schedule is re-fitted to
+    end at epoch 4 of the 10 asked for, and the re-traced train step really follows the new cosine."""
+    import itertools
+    import math
+
+    from emo7ion.training import deadline
+
+    ticks = itertools.chain([0.0, 0.0], itertools.count(10.0, 10.0))
+    monkeypatch.setattr(deadline, "clock", lambda: next(ticks))
+    out = tmp_path / "run"
+    config = TrainConfig(data=str(tiny_data), out=str(out), epochs=10, batch_size=32, warmup_epochs=0,
+                         learning_rate=1e-3, patience=10, time_budget_minutes=0.75)
+    summary = train(config)
+    assert summary["epochs_run"] == summary["epochs_planned"] == 4
+    history = json.loads((out / "history.json").read_text())
+    expected = 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * 3 / 4))
+    assert history["learning_rate"][2] == pytest.approx(expected, rel=1e-4)
+    assert history["learning_rate"][3] == pytest.approx(1e-5, rel=1e-3)
+    assert json.loads((out / "state.json").read_text())["config"]["epochs"] == 4
+
+
+def test_epochs_that_fit():
+    from emo7ion.training.deadline import epochs_that_fit
+
+    assert epochs_that_fit(done=2, seconds_left=100, epoch_seconds=10, most=80) == 11  # 95% of 100 s
+    assert epochs_that_fit(done=2, seconds_left=1000, epoch_seconds=10, most=40) == 40
+    assert epochs_that_fit(done=5, seconds_left=-3, epoch_seconds=10, most=40) == 5  # none more: stop now
+    with pytest.raises(ValueError, match="time_budget_minutes"):
+        TrainConfig(data="x", time_budget_minutes=0).validate()

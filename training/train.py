@@ -40,13 +40,15 @@ class TrainConfig:
     hparams: dict = field(default_factory=dict)
     init_weights: str | None = None  # start from this .keras model's weights (fine-tuning, a second cycle)
     three_resamples: bool = False  # the pre-1.2 augmentation (rotate, shift, zoom each resample): ablation only
+    time_budget_minutes: float | None = None  # end the cosine early enough to finish inside this (lent GPUs)
 
     def validate(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
                   "learning_rate": self.learning_rate > 0, "weight_decay": self.weight_decay >= 0,
                   "label_smoothing": 0 <= self.label_smoothing < 1, "patience": self.patience >= 1,
                   "warmup_epochs": self.warmup_epochs >= 0,
-                  "subset": self.subset is None or self.subset >= 14}
+                  "subset": self.subset is None or self.subset >= 14,
+                  "time_budget_minutes": self.time_budget_minutes is None or self.time_budget_minutes > 0}
         bad = [key for key, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"bad training setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
@@ -142,6 +144,19 @@ def retarget_schedule(model, steps_per_epoch: int, epochs: int) -> None:
                                                  warmup_steps=old.warmup_steps, floor=old.floor)
 
 
+def _deadline(config: TrainConfig, state: RunState, steps_per_epoch: int, started: float):
+    from emo7ion.training.deadline import deadline_callback
+
+    def record(epochs: int) -> None:
+        state.config["epochs"] = epochs
+        state.save()
+
+    return deadline_callback(config.time_budget_minutes * 60.0, started, target=int(state.config["epochs"]),
+                             most=config.epochs,
+                             retarget=lambda model, epochs: retarget_schedule(model, steps_per_epoch, epochs),
+                             on_change=record)
+
+
 class RunState:
     """What a run must remember across a restart; written after every epoch."""
 
@@ -201,7 +216,9 @@ def train(config: TrainConfig, resume: bool = False, output: str | None = None) 
     config.validate()
     import keras
 
-    from emo7ion.training import models
+    from emo7ion.training import deadline, models
+
+    started = deadline.clock()
 
     out = Path(config.out)
     if out.exists() and any(out.glob("checkpoint.keras")) and not resume:
@@ -240,10 +257,12 @@ def train(config: TrainConfig, resume: bool = False, output: str | None = None) 
 
     if state.epoch < config.epochs and state.wait < config.patience:
         train_ds, val_ds = make_datasets(train_set, val_set, config, first_epoch=state.epoch)
+        callbacks = [_checkpoint_callback(out, state, config.patience)]
+        if config.time_budget_minutes:
+            callbacks.append(_deadline(config, state, steps, started))
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=state.epoch,
                   class_weight=class_weights(train_set.y) if config.class_weights else None,
-                  callbacks=[_checkpoint_callback(out, state, config.patience)],
-                  verbose=1 if sys.stdout.isatty() else 2)
+                  callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
 
     final = Path(output) if output else out / "model.keras"
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +271,8 @@ def train(config: TrainConfig, resume: bool = False, output: str | None = None) 
     plot_history(state.history, out / "curves.png")
     summary = {"model": str(final), "backend": keras.backend.backend(),
                "best_val_accuracy": state.best, "best_epoch": state.best_epoch,
-               "epochs_run": state.epoch, "hparams": state.hparams, **models.describe(model)}
+               "epochs_run": state.epoch, "epochs_planned": int(state.config["epochs"]),
+               "hparams": state.hparams, **models.describe(model)}
     _write_json(out / "summary.json", summary)
     return summary
 

@@ -20,7 +20,9 @@ def register(commands) -> None:
     train.add_argument("--data", required=True,
                        help="folder with train/ and val/ (<emotion>/*.jpg), a .tar.gz of it, or fer2013.csv "
                             f"(beside a checkout: {CHECKOUT_DATA})")
-    train.add_argument("--model", choices=["edge", "seed"], default="edge", help="architecture (default: edge)")
+    train.add_argument("--model", choices=["edge", "edge-l", "seed"], default="edge",
+                       help="architecture: edge (57 M MACs, the default), edge-l (its widths x2, 228 M MACs, for a "
+                            "Raspberry Pi 5) or seed (the original project's)")
     train.add_argument("--out", default="runs/edge",
                        help="run folder for checkpoints and curves (default: %(default)s)")
     train.add_argument("--output", help="where to write the final .keras model (default: OUT/model.keras)")
@@ -37,6 +39,9 @@ def register(commands) -> None:
     train.add_argument("--init-weights", metavar="MODEL",
                        help="start from this .keras model's weights (fine-tune; a second learning-rate cycle)")
     train.add_argument("--warmup-epochs", type=int, default=2, help="linear warm-up epochs (default: %(default)s)")
+    train.add_argument("--time-budget", type=float, metavar="MINUTES",
+                       help="finish within MINUTES (data loading included): after each epoch the cosine's end moves "
+                            "to the last epoch that fits, so a run on a lent machine still anneals fully")
     train.set_defaults(handler=run_train)
 
     tune = commands.add_parser(
@@ -45,7 +50,7 @@ def register(commands) -> None:
                     "rate). Finished trials are kept in --out: run the same command again to resume. Writes "
                     "the best set to OUT/best_hparams.json for 'emo7ion train --hparams'.")
     tune.add_argument("--data", required=True, help=f"dataset, as for train (beside a checkout: {CHECKOUT_DATA})")
-    tune.add_argument("--model", choices=["edge", "seed"], default="edge")
+    tune.add_argument("--model", choices=["edge", "seed"], default="edge", help="architecture to search")
     tune.add_argument("--out", default="runs/tune", help="search folder (default: %(default)s)")
     tune.add_argument("--algorithm", choices=["bayesian", "hyperband", "random"], default="bayesian")
     tune.add_argument("--max-trials", type=int, default=20, help="trials for bayesian/random (default: %(default)s)")
@@ -102,7 +107,8 @@ def run_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, learning_rate=learning_rate,
                          label_smoothing=args.label_smoothing, class_weights=args.class_weights,
                          patience=args.patience, seed=args.seed, subset=args.subset, hparams=hparams,
-                         init_weights=args.init_weights, warmup_epochs=args.warmup_epochs)
+                         init_weights=args.init_weights, warmup_epochs=args.warmup_epochs,
+                         time_budget_minutes=args.time_budget)
     summary = train(config, resume=args.resume, output=args.output)
     print(json.dumps(summary))
     return 0

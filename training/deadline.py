@@ -1,0 +1,86 @@
+"""Fit a run's learning-rate schedule into a wall-clock budget.
+
+A lent GPU machine gives a fixed number of minutes and nobody knows beforehand how long an epoch takes
+there (compile time, other runs sharing the chip). Cutting a run off when the time is up leaves it at a
+high learning rate, far from its best; instead, after every epoch this measures how long epochs take
+and moves the end of the cosine to the last epoch that fits, so the run always anneals fully.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+SAFETY = 0.95  # plan to use this share of what is left: a re-trace and the final save also take time
+MIN_CHANGE = 2  # epochs; smaller corrections are not worth re-tracing the train step
+GROW_UNTIL = 0.5  # the end may move later only in the first half of the run (later, the cosine is committed)
+
+
+def clock() -> float:
+    """Seconds on a monotonic clock (one name, so a test can move time)."""
+    return time.monotonic()
+
+
+def epochs_that_fit(done: int, seconds_left: float, epoch_seconds: float, most: int) -> int:
+    """The last epoch that ends inside the budget, at most ``most``; ``done`` itself when none more fits."""
+    if epoch_seconds <= 0:
+        return most
+    return max(done, min(most, done + math.floor(SAFETY * seconds_left / epoch_seconds)))
+
+
+def deadline_callback(budget_seconds: float, started: float, target: int, most: int,
+                      retarget: Callable[[object, int], None], on_change: Callable[[int], None]):
+    """A Keras callback that keeps the schedule's end (``target`` epochs) inside the budget.
+
+    ``started`` is the ``clock()`` at which the budget began (data loading counts);
+    ``retarget(model, epochs)`` moves the schedule's end; ``on_change(epochs)`` records it (run state).
+    The first measured epoch is ignored: it holds the compilation of the train and test steps.
+    """
+    import keras
+
+    class Deadline(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.target = target
+            self.durations: list[float] = []
+            self.last = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.last is None:
+                self.last = clock()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = clock()
+            self.durations.append(now - self.last)
+            self.last = now
+            done = epoch + 1
+            if done >= self.target:
+                self.model.stop_training = True
+                return
+            if len(self.durations) < 2:
+                return
+            typical = statistics.median(self.durations[1:][-3:])
+            left = budget_seconds - (now - started)
+            fit = epochs_that_fit(done, left, typical, most)
+            if fit <= done:
+                log.warning("time budget: %.0f s left, an epoch takes %.1f s; stopping after epoch %d of %d",
+                            left, typical, done, self.target)
+                self.model.stop_training = True
+                return
+            shrink = fit <= self.target - MIN_CHANGE or (fit < self.target and fit == done + 1)
+            grow = fit >= self.target + MIN_CHANGE and done < GROW_UNTIL * self.target
+            if not (shrink or grow):
+                return
+            log.info("time budget: epochs take %.1f s, %.0f s left; the schedule now ends at epoch %d "
+                     "instead of %d", typical, left, fit, self.target)
+            retarget(self.model, fit)
+            self.model.make_train_function(force=True)  # the step was traced with the old schedule's numbers
+            self.target = fit
+            on_change(fit)
+
+    return Deadline()
