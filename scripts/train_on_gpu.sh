@@ -7,11 +7,11 @@
 #   scripts/train_on_gpu.sh run [EPOCHS] [MINUTES] [MODEL:SEED ...]
 #                                            # there: Keras 3 on JAX trains each MODEL:SEED (default edge:7)
 #                                            #   side by side on the one GPU, for at most EPOCHS (default 80);
-#                                            #   `train --time-budget MINUTES` (default 8.5) ends each cosine in
+#                                            #   `train --time-budget MINUTES` (default 8.2) ends each cosine in
 #                                            #   time. Each run comes back as $OUT/MODEL-sSEED.tar.gz (best.keras,
 #                                            #   history, summary, curves, log)
 #
-# With the device tool: run(command="bash scripts/train_on_gpu.sh run 80 8.5 edge:7 edge:8 edge-l:7",
+# With the device tool: run(command="bash scripts/train_on_gpu.sh run 80 8.2 edge:7 edge:8 edge-l:7",
 # carry=[".gpu"], timeout_s=600). Then, here: `tar xzf` each into a run folder, rename best.keras to
 # model.keras and run scripts/release_model.sh on it (the converter needs TensorFlow).
 set -euo pipefail
@@ -37,7 +37,7 @@ prepare() {
 }
 
 run() {
-  local epochs=${1:-80} minutes=${2:-8.5}
+  local epochs=${1:-80} minutes=${2:-8.2}
   shift $(($# < 2 ? $# : 2))
   local specs=("$@")
   [ ${#specs[@]} -gt 0 ] || specs=(edge:7)
@@ -70,7 +70,7 @@ run() {
     [ "$seed" != "$spec" ] || seed=7
     name=$model-s$seed
     # From $work: in the checkout's root, `-m emo7ion` would find the source tree, not the installed package.
-    (cd "$work" && exec timeout --signal=INT "$(awk "BEGIN { print int($minutes * 60 + 30) }")" python3 -m emo7ion train --data "$data" \
+    (cd "$work" && exec timeout --signal=INT "$(awk "BEGIN { print int($minutes * 60 + 20) }")" python3 -m emo7ion train --data "$data" \
       --model "$model" \
       --seed "$seed" --epochs "$epochs" --patience "$epochs" --time-budget "$minutes" --out "$work/$name" ${GPU_SUBSET:+--subset "$GPU_SUBSET"} \
       >"$work/$name.log" 2>&1) &
