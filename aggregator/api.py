@@ -60,10 +60,12 @@ def _zone_id(zone: str | None) -> str | None:
         raise HTTPException(status_code=422, detail=str(error)) from None
 
 
-def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_stats=None) -> FastAPI:
+def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_stats=None,
+               stop: threading.Event | None = None) -> FastAPI:
+    """``stop``: the process's stop event; live streams end on it before the server does."""
     app = FastAPI(title="Emo7ion aggregator", version=emo7ion_version(),
                   description="Venue mood from anonymous per-window emotion counts. No images, ever.")
-    app.state.stopping = threading.Event()  # set by the service on stop: live streams end before the server does
+    app.state.stopping = stop if stop is not None else threading.Event()
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

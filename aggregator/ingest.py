@@ -65,17 +65,24 @@ class Refused:
         return self.window.camera
 
 
-class Ingest:
-    """Owns the MQTT client and the writer thread; ``start``/``stop`` are idempotent and quick."""
+_END = object()
+"""Queued by ``stop`` once the network thread has ended: nothing more will arrive, the writer may end."""
 
-    def __init__(self, config: AggregatorConfig, store: Store, changes: Changes):
+
+class Ingest:
+    """Owns the MQTT client and the writer thread; ``start``/``stop`` are idempotent and quick. ``stop_event`` is
+    the process's one stop event: it cuts the writer's retries short and marks our own disconnect as not lost.
+    Messages are stored until ``stop`` disconnects (in a process with agents in it, the demo, those flush into
+    us after the event), then the writer stores what the queue holds and ends."""
+
+    def __init__(self, config: AggregatorConfig, store: Store, changes: Changes, stop_event: threading.Event):
         self.config = config
         self.store = store
         self.changes = changes
         self.stats = IngestStats()
         self.rejections = RateLimitedLog(log)
         self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
-        self._stop = threading.Event()
+        self._stop = stop_event
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.status_topic = messages.aggregator_status_topic(config.identity)
         self.client = self._make_client()
@@ -107,13 +114,19 @@ class Ingest:
         self.client.publish(topic, payload, qos=1, retain=True)
 
     def stop(self) -> None:
-        self._stop.set()  # first: the writer drains what it holds, and the disconnect is not a "lost" one
+        self._stop.set()  # (set already by the service) our disconnect is not a "lost" one
         if self.stats.connected:  # a clean disconnect sends no will: say it ourselves
             info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
             if info.rc == mqtt.MQTT_ERR_SUCCESS:
                 info.wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()
+        if self._writer.is_alive():
+            try:
+                self._queue.put(_END, timeout=10)  # behind everything received: the writer stores it all, then ends
+            except queue.Full:
+                log.warning("the writer is stuck; %d message(s) stay unacknowledged for the broker to deliver again",
+                            self._queue.qsize())
         self._writer.join(timeout=10)
 
     # -- network thread
@@ -182,7 +195,8 @@ class Ingest:
                 client.ack(message.mid, message.qos)
                 return
             parsed = Refused(parsed, reason)  # through the writer, which accounts for its seq and acknowledges
-        # Blocks when the writer is behind: paho stops reading and the broker holds the rest.
+        # Blocks when the writer is behind: paho stops reading and the broker holds the rest. (The writer lives
+        # until the network thread has ended, so this always makes progress.)
         self._queue.put((parsed, message.mid, message.qos))
 
     def _reject(self, reason: str, message: str, *args: object) -> None:
@@ -199,7 +213,7 @@ class Ingest:
             return []
         batch = [first]
         deadline = time.monotonic() + self.config.batch_wait_s
-        while len(batch) < self.config.batch_size:
+        while len(batch) < self.config.batch_size and batch[-1] is not _END:
             try:
                 batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
@@ -207,10 +221,15 @@ class Ingest:
         return batch
 
     def _write_loop(self) -> None:
-        while not (self._stop.is_set() and self._queue.empty()):
+        while True:
             batch = self._drain()
+            end = bool(batch) and batch[-1] is _END
+            if end:
+                batch.pop()
             if batch:
                 self._write(batch)
+            if end:
+                return
 
     def _store(self, batch: list) -> int:
         """One transaction for the batch's windows, then its statuses and health; windows newly stored."""

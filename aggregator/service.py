@@ -104,12 +104,12 @@ class Aggregator:
         self.stop_event = stop if stop is not None else threading.Event()
         self.store = Store(config.db)
         self.changes = Changes()
-        self.ingest = Ingest(config, self.store, self.changes)
+        self.ingest = Ingest(config, self.store, self.changes, self.stop_event)
         discovery = Discovery(self.ingest.publish_retained, config.discovery_prefix, self.ingest.status_topic,
                               config.mood_window_s) if config.discovery else None
         self.moods = MoodPublisher(Views(self.store, config.offline_after_s, config.mood_window_s), self.changes,
                                    self.ingest.publish_retained, self.ingest.stats, discovery, self.stop_event)
-        self.app = create_app(self.store, config, self.changes, self.ingest.stats)
+        self.app = create_app(self.store, config, self.changes, self.ingest.stats, self.stop_event)
         self._retention = threading.Thread(target=self._prune_loop, name="retention", daemon=True)
         self._server = None
         self._http_thread: threading.Thread | None = None
@@ -151,8 +151,8 @@ class Aggregator:
                 return
 
     def stop(self) -> None:
-        self.stop_event.set()
-        self.app.state.stopping.set()  # open dashboards' streams end within a tick: no cancelled tasks
+        self.stop_event.set()  # first: open dashboards' streams end within a tick (no cancelled tasks), the writer
+        # stores what it holds, the mood publisher and retention end
         if self._server is not None:
             self._server.should_exit = True
         if self._http_thread is not None:

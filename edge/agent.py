@@ -56,7 +56,8 @@ class Agent:
         self.detector = registry.create(config.detector)
         self.outbox = Outbox(config.outbox.path, config.outbox.max_windows, config.outbox.max_age_s)
         model = {"sha256": self.classifier.model_id["sha256"], "version": self.classifier.model_id["version"]}
-        self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone)
+        self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone,
+                                   self.stop)
         self.capture = Capture(source or make_source(config.source), config.source, self.stop)
         self.window = WindowCounter(config.venue, config.camera, config.window_s, config.min_faces, model,
                                     config.zone, now=time.time())

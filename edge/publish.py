@@ -36,17 +36,18 @@ def make_client(client_id: str, broker: BrokerConfig, will: broker_connection.Wi
 
 
 class Publisher:
-    """Owns the MQTT client and the thread that sends the outbox; ``stop`` sends ``offline`` first."""
+    """Owns the MQTT client and the thread that sends the outbox. ``stop_event`` is the process's one stop event
+    (the agent's): the sender thread ends on it, then ``stop`` sends what is left, ``offline``, and disconnects."""
 
     def __init__(self, venue: str, camera: str, broker: BrokerConfig, outbox: Outbox, model: dict[str, str],
-                 zone: str | None = None):
+                 zone: str | None = None, stop_event: threading.Event | None = None):
         self.venue, self.camera, self.zone = venue, camera, zone or None
         self.broker = broker
         self.outbox = outbox
         self.model = model
         self.connected = threading.Event()
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stop = stop_event if stop_event is not None else threading.Event()  # standalone (tests): its own
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}   # mid -> seq
         self._early: dict[int, tuple[float, bool]] = {}  # acks that beat publish() back: mid -> (when, ok)
@@ -79,11 +80,11 @@ class Publisher:
 
     def stop(self, flush_timeout: float = 5.0) -> None:
         """Send what the outbox holds (up to ``flush_timeout``), publish ``offline``, disconnect."""
-        if self.refused is None:
-            self.flush(flush_timeout)
-        self._stop.set()
+        self._stop.set()  # (the agent set it already) the sender thread ends within a tick
         self._wake.set()
         self._sender.join(timeout=5)
+        if self.refused is None:
+            self.flush(flush_timeout)
         if self.connected.is_set():
             info = self.client.publish(messages.camera_topic(self.venue, self.camera, "status"),
                                        self._status("offline"), qos=1, retain=True)
@@ -95,11 +96,16 @@ class Publisher:
         self.client.loop_stop()
 
     def flush(self, timeout: float) -> bool:
-        """Wait until the outbox is empty (True) or ``timeout`` passes, reconnecting meanwhile if need be."""
+        """Wait until the outbox is empty (True) or ``timeout`` passes, reconnecting meanwhile if need be. While
+        the sender thread runs it sends; once it has ended (stopping) this thread sends in its place."""
         deadline = time.monotonic() + timeout
         while self.outbox.depth() and time.monotonic() < deadline:
-            self._wake.set()
-            self._stop.wait(0.05)
+            if self._sender.is_alive():
+                self._wake.set()
+            else:
+                self._send_pending()
+            self._wake.wait(0.05)
+            self._wake.clear()
         return self.outbox.depth() == 0
 
     def wake(self) -> None:
@@ -172,30 +178,34 @@ class Publisher:
         while not self._stop.is_set():
             self._wake.wait(timeout=1.0)
             self._wake.clear()
-            if not self.connected.is_set() or time.monotonic() < self._retry_at:
-                continue
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        """Hand paho the outbox's next windows, as many as ``max_inflight`` leaves room for."""
+        if not self.connected.is_set() or time.monotonic() < self._retry_at:
+            return
+        with self._lock:
+            room = self.broker.max_inflight - len(self._inflight)
+            after = self._last_sent
+        if room <= 0:
+            return
+        for entry in self.outbox.pending(after_seq=after, limit=room):
+            if not self.connected.is_set():
+                break
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = int(self.outbox.max_age_s)
+            # Never hold our lock across publish(): paho calls on_publish under its own lock.
+            info = self.client.publish(entry.topic, entry.payload, qos=1, properties=props)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                log.debug("publish of window %d deferred: %s", entry.seq, mqtt.error_string(info.rc))
+                break
             with self._lock:
-                room = self.broker.max_inflight - len(self._inflight)
-                after = self._last_sent
-            if room <= 0:
-                continue
-            for entry in self.outbox.pending(after_seq=after, limit=room):
-                if not self.connected.is_set():
-                    break
-                props = Properties(PacketTypes.PUBLISH)
-                props.MessageExpiryInterval = int(self.outbox.max_age_s)
-                # Never hold our lock across publish(): paho calls on_publish under its own lock.
-                info = self.client.publish(entry.topic, entry.payload, qos=1, properties=props)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    log.debug("publish of window %d deferred: %s", entry.seq, mqtt.error_string(info.rc))
-                    break
-                with self._lock:
-                    early = self._early.pop(info.mid, None)
-                    if early is None:
-                        self._inflight[info.mid] = entry.seq
-                    self._last_sent = entry.seq
-                if early is not None:
-                    self._settle(entry.seq, early[1])
+                early = self._early.pop(info.mid, None)
+                if early is None:
+                    self._inflight[info.mid] = entry.seq
+                self._last_sent = entry.seq
+            if early is not None:
+                self._settle(entry.seq, early[1])
 
     def publish_health(self, health: messages.Health) -> None:
         if self.connected.is_set():

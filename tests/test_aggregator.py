@@ -105,6 +105,30 @@ def test_restart_loses_nothing_published_meanwhile(tmp_path):
         live.close()
 
 
+def test_one_stop_event_ends_every_part_and_windows_flushed_meanwhile_are_stored(live_aggregator):
+    """The process's one stop event (the command and the demo make it and pass it down): setting it ends the mood
+    publisher, retention and the live streams within a tick, while ingest goes on storing what agents sharing the
+    process flush into it until ``stop`` disconnects; then the writer stores what it holds and ends."""
+    live = live_aggregator
+    service = live.service
+    live.publish_window("hall-a", "cam-1", {"happy": 3})
+    assert live.wait_stored(1)
+    with httpx.stream("GET", live.url + "/api/stream", params={"venue": "hall-a"}, timeout=10) as stream:
+        service.stop_event.set()
+        began = time.monotonic()
+        events = list(stream.iter_lines())
+    assert time.monotonic() - began < 5 and any(line.startswith("event: mood") for line in events)
+    service.moods.thread.join(timeout=5)
+    service._retention.join(timeout=5)
+    assert not service.moods.thread.is_alive() and not service._retention.is_alive()
+    for _ in range(3):  # an agent in the same process flushing its outbox after the event
+        live.publish_window("hall-a", "cam-1", {"neutral": 3})
+    assert live.wait_stored(4)
+    service.stop()
+    assert not service.ingest._writer.is_alive()
+    assert [k[2] for k in stored_keys(service.config.db)] == [0, 1, 2, 3]
+
+
 def test_api_rejects_bad_input_with_4xx(tmp_path):
     live = LiveAggregator(tmp_path, token="s3cret")
     try:
