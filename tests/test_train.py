@@ -106,3 +106,31 @@ def test_epochs_that_fit():
     assert epochs_that_fit(done=5, seconds_left=-3, epoch_seconds=10, most=40) == 5  # none more: stop now
     with pytest.raises(ValueError, match="time_budget_minutes"):
         TrainConfig(data="x", time_budget_minutes=0).validate()
+
+
+def test_a_retrace_does_not_read_as_a_slowdown(monkeypatch):
+    """Epochs take 2 s, compiling and re-tracing 10 s and 6 s. After the first correction (80 -> 43 epochs
+    in 100 s) the re-traced epoch must not count as the new pace: counting it once cascaded a run on an
+    H100 from 68 planned epochs down to 27."""
+    import types
+
+    from emo7ion.training import deadline
+
+    now = {"t": 0.0}
+    monkeypatch.setattr(deadline, "clock", lambda: now["t"])
+    changes: list[int] = []
+    model = types.SimpleNamespace(stop_training=False, make_train_function=lambda force: None)
+    callback = deadline.deadline_callback(100.0, 0.0, target=80, most=80,
+                                          retarget=lambda _model, epochs: changes.append(epochs),
+                                          on_change=lambda epochs: None)
+    callback.set_model(model)
+    callback.on_epoch_begin(0)
+    epoch = 0
+    for seconds in [10, 2, 6] + [2] * 60:
+        now["t"] += seconds
+        callback.on_epoch_end(epoch)
+        epoch += 1
+        if model.stop_training:
+            break
+    assert changes == [43]
+    assert epoch == 43 and now["t"] <= 100

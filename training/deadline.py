@@ -17,8 +17,9 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 SAFETY = 0.95  # plan to use this share of what is left: a re-trace and the final save also take time
-MIN_CHANGE = 2  # epochs; smaller corrections are not worth re-tracing the train step
+MIN_CHANGE = 0.05  # of the planned epochs (at least 2): smaller corrections are not worth a re-trace
 GROW_UNTIL = 0.5  # the end may move later only in the first half of the run (later, the cosine is committed)
+TYPICAL_OF = 5  # clean epochs the estimate takes the median of
 
 
 def clock() -> float:
@@ -39,7 +40,8 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
 
     ``started`` is the ``clock()`` at which the budget began (data loading counts);
     ``retarget(model, epochs)`` moves the schedule's end; ``on_change(epochs)`` records it (run state).
-    The first measured epoch is ignored: it holds the compilation of the train and test steps.
+    Epochs that compile (the first) or re-trace (the one after a change) are left out of the estimate:
+    counting them made each correction look like a slowdown and call for the next (seen on an H100).
     """
     import keras
 
@@ -47,8 +49,9 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
         def __init__(self):
             super().__init__()
             self.target = target
-            self.durations: list[float] = []
+            self.durations: list[float] = []  # clean epochs only: no compilation or re-trace inside
             self.last = None
+            self.tracing = True  # the next epoch compiles (the first) or re-traces (after a change)
 
         def on_epoch_begin(self, epoch, logs=None):
             if self.last is None:
@@ -56,15 +59,16 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
 
         def on_epoch_end(self, epoch, logs=None):
             now = clock()
-            self.durations.append(now - self.last)
-            self.last = now
+            if not self.tracing:
+                self.durations.append(now - self.last)
+            self.last, self.tracing = now, False
             done = epoch + 1
             if done >= self.target:
                 self.model.stop_training = True
                 return
-            if len(self.durations) < 2:
+            if not self.durations:
                 return
-            typical = statistics.median(self.durations[1:][-3:])
+            typical = statistics.median(self.durations[-TYPICAL_OF:])
             left = budget_seconds - (now - started)
             fit = epochs_that_fit(done, left, typical, most)
             if fit <= done:
@@ -72,15 +76,16 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
                             left, typical, done, self.target)
                 self.model.stop_training = True
                 return
-            shrink = fit <= self.target - MIN_CHANGE or (fit < self.target and fit == done + 1)
-            grow = fit >= self.target + MIN_CHANGE and done < GROW_UNTIL * self.target
+            step = max(2, math.ceil(MIN_CHANGE * self.target))
+            shrink = fit <= self.target - step or (fit < self.target and fit == done + 1)
+            grow = fit >= self.target + step and done < GROW_UNTIL * self.target
             if not (shrink or grow):
                 return
             log.info("time budget: epochs take %.1f s, %.0f s left; the schedule now ends at epoch %d "
                      "instead of %d", typical, left, fit, self.target)
             retarget(self.model, fit)
             self.model.make_train_function(force=True)  # the step was traced with the old schedule's numbers
-            self.target = fit
+            self.target, self.tracing = fit, True
             on_change(fit)
 
     return Deadline()
