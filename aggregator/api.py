@@ -1,7 +1,8 @@
 """The HTTP side: JSON API, Server-Sent Events for the live dashboard, health, Prometheus metrics.
 
-``create_app`` receives its dependencies (store, config, change feed, ingest statistics), so tests
-build it around a real store. Every bad query is a clear 4xx: ranges are bounded, ids are validated.
+``create_app`` receives its dependencies (the views over the store, config, change feed, ingest statistics, the
+stop event), so tests build it around a real store. Every bad query is a clear 4xx: ranges are bounded, ids are
+validated.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.metrics import render_metrics
 from emo7ion.aggregator.schemas import CameraOut, MetaOut, MoodOut, TimeseriesOut, VenueOut
-from emo7ion.aggregator.store import Store
 from emo7ion.aggregator.views import Pushed, Views
 from emo7ion.core import emotions, messages
 from emo7ion.core.version import version as emo7ion_version
@@ -60,9 +60,10 @@ def _zone_id(zone: str | None) -> str | None:
         raise HTTPException(status_code=422, detail=str(error)) from None
 
 
-def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_stats=None,
+def create_app(views: Views, config: AggregatorConfig, changes: Changes, ingest_stats=None,
                stop: threading.Event | None = None) -> FastAPI:
-    """``stop``: the process's stop event; live streams end on it before the server does."""
+    """Routes and the live stream over ``views`` (the one read side; the API never reads the store itself).
+    ``stop``: the process's stop event; live streams end on it before the server does."""
     app = FastAPI(title="Emo7ion aggregator", version=emo7ion_version(),
                   description="Venue mood from anonymous per-window emotion counts. No images, ever.")
     app.state.stopping = stop if stop is not None else threading.Event()
@@ -88,7 +89,6 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
 
     guarded = [Depends(authorise)]
 
-    views = Views(store, config.offline_after_s, config.mood_window_s)
 
     def venue_known(venue: str) -> None:
         if not views.knows(venue):
@@ -170,7 +170,7 @@ def create_app(store: Store, config: AggregatorConfig, changes: Changes, ingest_
     @app.get("/healthz")
     def healthz() -> dict:
         try:
-            store.venues()
+            views.venue_zones()
             database = "ok"
         except Exception as error:  # report, don't raise: this is the health check
             database = f"error: {error}"

@@ -1,4 +1,4 @@
-"""The aggregator process: store, MQTT ingestion, mood publisher, retention, and the HTTP server.
+"""The aggregator process: store, MQTT ingestion, mood publisher, retention, and the HTTP server, wired together.
 
 Each part runs in its own thread and all share one stop event; ``stop`` takes at most a tick or two.
 """
@@ -10,75 +10,20 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 from emo7ion.aggregator.api import create_app
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.aggregator.discovery import Discovery
-from emo7ion.aggregator.ingest import Ingest, IngestStats
+from emo7ion.aggregator.ingest import Ingest
+from emo7ion.aggregator.mood_publisher import MoodPublisher
 from emo7ion.aggregator.store import Store
-from emo7ion.aggregator.views import Pushed, Views
-from emo7ion.core import messages
+from emo7ion.aggregator.views import Views
 from emo7ion.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-MOOD_TICK_S = 2.0
-MOOD_REFRESH_S = 30.0   # republish even without new data: the sliding window moves on
 RETENTION_TICK_S = 3600.0
-
-
-Publish = Callable[[str, bytes | str], None]
-"""Publishes a payload on a topic, retained at QoS 1 (the ingest's connection)."""
-
-
-class MoodPublisher:
-    """Publishes each venue's (and zone's) mood, retained, when it changed. It reads through the views and
-    writes through ``publish``; ``link`` (connected, connections) says when to hold back and when a new
-    connection needs the retained topics again."""
-
-    def __init__(self, views: Views, changes: Changes, publish: Publish, link: IngestStats,
-                 discovery: Discovery | None, stop: threading.Event):
-        self.views, self.changes, self.publish, self.link, self.stop = views, changes, publish, link, stop
-        self.discovery = discovery
-        self._seen: dict[str, int] = {}
-        self._pushed = Pushed()
-        self._last_refresh = 0.0
-        self._connections = 0
-        self.thread = threading.Thread(target=self._run, name="mood-publisher", daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.wait(MOOD_TICK_S):
-            try:
-                self.tick()
-            except Exception:  # a failed tick must not end the thread; the next one retries
-                log.exception("mood update failed")
-
-    def tick(self) -> None:
-        versions = self.changes.snapshot()
-        refresh = time.monotonic() - self._last_refresh > MOOD_REFRESH_S
-        if self.link.connections != self._connections:  # (re)connected: publish retained topics again
-            self._connections = self.link.connections
-            self._pushed.forget()
-            if self.discovery is not None:
-                self.discovery.forget()
-            refresh = True
-        if refresh:
-            self._last_refresh = time.monotonic()
-        for venue, zones in self.views.venue_zones():
-            if not refresh and versions.get(venue, 0) == self._seen.get(venue):
-                continue
-            self._seen[venue] = versions.get(venue, 0)
-            rows = self.views.cameras(venue)
-            for zone in [None, *zones]:
-                current = self.views.mood(venue, zone, cameras=rows)
-                topic = messages.mood_topic(venue, zone)
-                if self._pushed.changed(topic, current) and self.link.connected:
-                    if self.discovery is not None:
-                        self.discovery.announce(venue, zone)
-                    self.publish(topic, messages.mood_payload(current))
-                    self._pushed.mark(topic, current)
 
 
 def bind_http(host: str, port: int) -> socket.socket:
@@ -107,9 +52,10 @@ class Aggregator:
         self.ingest = Ingest(config, self.store, self.changes, self.stop_event)
         discovery = Discovery(self.ingest.publish_retained, config.discovery_prefix, self.ingest.status_topic,
                               config.mood_window_s) if config.discovery else None
-        self.moods = MoodPublisher(Views(self.store, config.offline_after_s, config.mood_window_s), self.changes,
-                                   self.ingest.publish_retained, self.ingest.stats, discovery, self.stop_event)
-        self.app = create_app(self.store, config, self.changes, self.ingest.stats, self.stop_event)
+        views = Views(self.store, config.offline_after_s, config.mood_window_s)
+        self.moods = MoodPublisher(views, self.changes, self.ingest.publish_retained, self.ingest.stats, discovery,
+                                   self.stop_event)
+        self.app = create_app(views, config, self.changes, self.ingest.stats, self.stop_event)
         self._retention = threading.Thread(target=self._prune_loop, name="retention", daemon=True)
         self._server = None
         self._http_thread: threading.Thread | None = None

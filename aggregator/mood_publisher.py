@@ -1,0 +1,79 @@
+"""The mood publisher: each venue's (and zone's) mood, read through the views and published retained on its mood
+topic when it changed (the last link of MQTT message -> ingest -> store -> views -> mood topic)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from emo7ion.aggregator.changes import Changes
+from emo7ion.aggregator.discovery import Discovery
+from emo7ion.aggregator.views import Pushed, Views
+from emo7ion.core import messages
+
+log = logging.getLogger(__name__)
+
+MOOD_TICK_S = 2.0
+MOOD_REFRESH_S = 30.0   # republish even without new data: the sliding window moves on
+
+
+Publish = Callable[[str, bytes | str], None]
+"""Publishes a payload on a topic, retained at QoS 1 (the ingest's connection)."""
+
+
+class Link(Protocol):
+    """The state of the connection ``publish`` goes through (the ingest's statistics)."""
+
+    connected: bool
+    connections: int
+
+
+class MoodPublisher:
+    """Publishes each venue's (and zone's) mood, retained, when it changed. It reads through the views and
+    writes through ``publish``; ``link`` (connected, connections) says when to hold back and when a new
+    connection needs the retained topics again."""
+
+    def __init__(self, views: Views, changes: Changes, publish: Publish, link: Link,
+                 discovery: Discovery | None, stop: threading.Event):
+        self.views, self.changes, self.publish, self.link, self.stop = views, changes, publish, link, stop
+        self.discovery = discovery
+        self._seen: dict[str, int] = {}
+        self._pushed = Pushed()
+        self._last_refresh = 0.0
+        self._connections = 0
+        self.thread = threading.Thread(target=self._run, name="mood-publisher", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(MOOD_TICK_S):
+            try:
+                self.tick()
+            except Exception:  # a failed tick must not end the thread; the next one retries
+                log.exception("mood update failed")
+
+    def tick(self) -> None:
+        versions = self.changes.snapshot()
+        refresh = time.monotonic() - self._last_refresh > MOOD_REFRESH_S
+        if self.link.connections != self._connections:  # (re)connected: publish retained topics again
+            self._connections = self.link.connections
+            self._pushed.forget()
+            if self.discovery is not None:
+                self.discovery.forget()
+            refresh = True
+        if refresh:
+            self._last_refresh = time.monotonic()
+        for venue, zones in self.views.venue_zones():
+            if not refresh and versions.get(venue, 0) == self._seen.get(venue):
+                continue
+            self._seen[venue] = versions.get(venue, 0)
+            rows = self.views.cameras(venue)
+            for zone in [None, *zones]:
+                current = self.views.mood(venue, zone, cameras=rows)
+                topic = messages.mood_topic(venue, zone)
+                if self._pushed.changed(topic, current) and self.link.connected:
+                    if self.discovery is not None:
+                        self.discovery.announce(venue, zone)
+                    self.publish(topic, messages.mood_payload(current))
+                    self._pushed.mark(topic, current)
