@@ -1,11 +1,16 @@
 """Response models of the HTTP API: what ``/docs`` shows and what each route promises. The fields are the
-documents :mod:`views` builds (the mood one is ``messages.Mood.document()``, the v1 payload without v/type)."""
+documents :mod:`views` builds. The mood one is derived from ``messages.Mood`` (its ``document()`` is the v1 payload
+without v/type), so the API and the wire cannot drift apart."""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
+
+from emo7ion.core import messages
 
 
 class MetaOut(BaseModel):
@@ -22,18 +27,14 @@ class VenueOut(BaseModel):
     last_window_end: str | None
 
 
-class MoodOut(BaseModel):
-    venue: str
-    zone: str | None
-    ts: str
-    window_s: float
-    faces: int
-    cameras_online: int
-    shares: dict[str, float] | None
-    dominant: str | None
-    positivity: float | None
-    trend: float | None
-    withheld_windows: int
+def _model_of(name: str, cls: type, as_served: dict[str, Any]) -> type[BaseModel]:
+    """A response model with the fields of dataclass ``cls``, in its order; ``as_served`` retypes the fields its
+    JSON document writes differently (a datetime as ISO text)."""
+    hints = typing.get_type_hints(cls)
+    return create_model(name, **{f.name: (as_served.get(f.name, hints[f.name]), ...) for f in dataclasses.fields(cls)})
+
+
+MoodOut = _model_of("MoodOut", messages.Mood, {"ts": str})
 
 
 class PointOut(BaseModel):
