@@ -90,17 +90,9 @@ class BrokerSettings:
     def address(self) -> BrokerAddress:
         return BrokerAddress.parse(self.url)
 
-    @property
-    def host(self) -> str:
-        return self.address.host
-
-    @property
-    def port(self) -> int:
-        return self.address.port
-
-    @property
-    def tls(self) -> bool:
-        return self.address.tls
+    host = property(lambda self: self.address.host, doc="the URL's host")
+    port = property(lambda self: self.address.port, doc="the URL's port, or the scheme's default")
+    tls = property(lambda self: self.address.tls, doc="mqtts://")
 
     def validate(self, prefix: str = "broker.") -> None:
         """A ConfigError naming the first bad key (``prefix`` + its name)."""
