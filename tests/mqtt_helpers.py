@@ -43,6 +43,16 @@ def start_plain_broker(folder: Path, port: int | None = None, persistence: bool 
     return Mosquitto(config, port, folder / "mosquitto.log").start()
 
 
+def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (its last answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
 class Recorder:
     """Subscribes (MQTT 5, QoS 1) and keeps every message; ``wait_for`` polls with a deadline."""
 
@@ -70,12 +80,7 @@ class Recorder:
             return [json.loads(p) for t, p, _ in self.messages if t.endswith("/" + kind)]
 
     def wait_for(self, predicate, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self):
-                return True
-            time.sleep(0.05)
-        return predicate(self)
+        return wait_until(lambda: predicate(self), timeout)
 
     def close(self) -> None:
         self.client.disconnect()

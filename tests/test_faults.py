@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mqtt_helpers import Recorder, start_plain_broker
+from mqtt_helpers import Recorder, start_plain_broker, wait_until
 from tcp_proxy import TcpProxy
 
 from conftest import stored_keys, windows_produced
@@ -73,15 +73,6 @@ class Fleet:
             produced = windows_produced(tmp_path / f"outbox-{index:02d}.sqlite")
             keys |= {(agent.config.venue, agent.config.camera, seq) for seq in range(produced)}
         return keys
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_broker_restarted_five_times_under_twenty_agents(tmp_path):

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import skip_module_without_secured_broker_tools, start_plain_broker
+from mqtt_helpers import skip_module_without_secured_broker_tools, start_plain_broker, wait_until
 
 from conftest import stored_keys
 from emo7ion.aggregator import config as aggregator_config
@@ -119,15 +119,6 @@ def window(venue: str, camera: str, seq: int, end: float, length: float = 10.0, 
 def status(venue: str, camera: str, state: str, ts: dt.datetime) -> bytes:
     return messages.status_payload(messages.Status(venue=venue, camera=camera, state=state, ts=ts, agent="x",
                                                    model=MODEL))
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def stored_seqs(service: Aggregator, venue: str, camera: str) -> list[int]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import start_plain_broker
+from mqtt_helpers import start_plain_broker, wait_until
 from postgres import PostgresUnavailable, ThrowawayPostgres
 
 from emo7ion.core import emotions, messages
@@ -37,15 +37,6 @@ BURST = 5000  # windows queued for one offline aggregator in the ingest-rate tes
 
 def report(text: str) -> None:
     print(f"scale-out: {text}", flush=True)
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 class AggregatorProcess:
