@@ -50,6 +50,7 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
             super().__init__()
             self.target = target
             self.durations: list[float] = []  # clean epochs only: no compilation or re-trace inside
+            self.traced: list[float] = []  # epochs that compiled or re-traced the step
             self.last = None
             self.tracing = True  # the next epoch compiles (the first) or re-traces (after a change)
 
@@ -59,8 +60,7 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
 
         def on_epoch_end(self, epoch, logs=None):
             now = clock()
-            if not self.tracing:
-                self.durations.append(now - self.last)
+            (self.traced if self.tracing else self.durations).append(now - self.last)
             self.last, self.tracing = now, False
             done = epoch + 1
             if done >= self.target:
@@ -72,14 +72,20 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
             left = budget_seconds - (now - started)
             fit = epochs_that_fit(done, left, typical, most)
             if fit <= done:
-                log.warning("time budget: %.0f s left, an epoch takes %.1f s; stopping after epoch %d of %d",
-                            left, typical, done, self.target)
-                self.model.stop_training = True
+                self._stop(left, typical, done)
                 return
             step = max(2, math.ceil(MIN_CHANGE * self.target))
             shrink = fit <= self.target - step or (fit < self.target and fit == done + 1)
-            grow = fit >= self.target + step and done < GROW_UNTIL * self.target
+            grow = fit >= self.target + 2 * step and done < GROW_UNTIL * self.target
             if not (shrink or grow):
+                return
+            # The correction re-traces the step, which costs about what the last trace cost beyond a plain
+            # epoch: plan for it, or the re-trace itself overruns the new plan and calls for the next one.
+            fit = epochs_that_fit(done, left - max(0.0, self.traced[-1] - typical), typical, most)
+            if fit <= done:
+                self._stop(left, typical, done)
+                return
+            if fit == self.target or (grow and fit < self.target):
                 return
             log.info("time budget: epochs take %.1f s, %.0f s left; the schedule now ends at epoch %d "
                      "instead of %d", typical, left, fit, self.target)
@@ -87,5 +93,10 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
             self.model.make_train_function(force=True)  # the step was traced with the old schedule's numbers
             self.target, self.tracing = fit, True
             on_change(fit)
+
+        def _stop(self, left: float, typical: float, done: int) -> None:
+            log.warning("time budget: %.0f s left, an epoch takes %.1f s; stopping after epoch %d of %d",
+                        left, typical, done, self.target)
+            self.model.stop_training = True
 
     return Deadline()
