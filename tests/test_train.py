@@ -108,58 +108,50 @@ def test_epochs_that_fit():
         TrainConfig(data="x", time_budget_minutes=0).validate()
 
 
-def test_a_retrace_does_not_read_as_a_slowdown(monkeypatch):
-    """Epochs take 2 s, compiling and re-tracing 10 s and 6 s. The correction (80 -> 40 epochs in 100 s)
-    plans for its own re-trace, and the re-traced epoch does not count as the new pace: counting it
-    cascaded a run on an H100 from 68 planned epochs down to 27; not planning for it cost 8 corrections."""
+def drive_deadline(monkeypatch, budget: float, loading: float, epoch_seconds):
+    """Run the time-budget callback over epochs whose lengths ``epoch_seconds(index, tracing)`` gives, on a
+    moved clock; returns (the schedule ends it chose, epochs run, seconds used)."""
     import types
 
     from emo7ion.training import deadline
 
-    now = {"t": 0.0}
+    now = {"t": loading}
     monkeypatch.setattr(deadline, "clock", lambda: now["t"])
     changes: list[int] = []
     model = types.SimpleNamespace(stop_training=False, make_train_function=lambda force: None)
-    callback = deadline.deadline_callback(100.0, 0.0, target=80, most=80,
-                                          retarget=lambda _model, epochs: changes.append(epochs),
-                                          on_change=lambda epochs: None)
-    callback.set_model(model)
-    callback.on_epoch_begin(0)
-    epoch = 0
-    for seconds in [10, 2, 6] + [2] * 60:
-        now["t"] += seconds
-        callback.on_epoch_end(epoch)
-        epoch += 1
-        if model.stop_training:
-            break
-    assert changes == [40]
-    assert epoch == 40 and now["t"] <= 100
-
-
-def test_noisy_epochs_settle_in_few_corrections(monkeypatch):
-    """The H100 pattern: epochs of 2.4-2.9 s, compiling 20 s, each re-trace 8 s, 200 s for 80 epochs asked.
-    The plan settles in a couple of corrections (it took eight before re-traces were planned for) and the
-    run ends inside its budget."""
-    import random
-    import types
-
-    from emo7ion.training import deadline
-
-    rng = random.Random(3)
-    now = {"t": 25.0}  # data loading took 25 s of the budget
-    monkeypatch.setattr(deadline, "clock", lambda: now["t"])
-    changes: list[int] = []
-    model = types.SimpleNamespace(stop_training=False, make_train_function=lambda force: None)
-    callback = deadline.deadline_callback(200.0, 0.0, target=80, most=80,
+    callback = deadline.deadline_callback(budget, 0.0, target=80, most=80,
                                           retarget=lambda _model, epochs: changes.append(epochs),
                                           on_change=lambda epochs: None)
     callback.set_model(model)
     callback.on_epoch_begin(0)
     for epoch in range(80):
-        now["t"] += 20.0 if epoch == 0 else 8.0 if callback.tracing else rng.uniform(2.4, 2.9)
+        now["t"] += epoch_seconds(epoch, callback.tracing)
         callback.on_epoch_end(epoch)
         if model.stop_training:
             break
+    return changes, epoch + 1, now["t"]
+
+
+def test_a_retrace_does_not_read_as_a_slowdown(monkeypatch):
+    """Epochs take 2 s, compiling and re-tracing 10 s and 6 s. The correction (80 -> 40 epochs in 100 s)
+    plans for its own re-trace, and the re-traced epoch does not count as the new pace: counting it
+    cascaded a run on an H100 from 68 planned epochs down to 27; not planning for it cost 8 corrections."""
+    lengths = [10, 2, 6] + [2] * 77
+    changes, epochs, used = drive_deadline(monkeypatch, 100.0, 0.0, lambda epoch, tracing: lengths[epoch])
+    assert changes == [40]
+    assert epochs == 40 and used <= 100
+
+
+def test_noisy_epochs_settle_in_few_corrections(monkeypatch):
+    """The H100 pattern: epochs of 2.4-2.9 s, compiling 20 s, each re-trace 8 s, 200 s for 80 epochs asked,
+    25 s of it spent loading data. The plan settles in a couple of corrections (it took eight before
+    re-traces were planned for) and the run ends inside its budget."""
+    import random
+
+    rng = random.Random(3)
+    changes, epochs, used = drive_deadline(
+        monkeypatch, 200.0, 25.0,
+        lambda epoch, tracing: 20.0 if epoch == 0 else 8.0 if tracing else rng.uniform(2.4, 2.9))
     assert 1 <= len(changes) <= 2, changes  # the version before planned for none: 3 here, 8 on the H100
-    assert epoch + 1 == changes[-1] and now["t"] <= 200.0
-    assert epoch + 1 >= 50  # (200 - 25 - 20 - 8) s / 2.9 s: no epochs thrown away to over-caution
+    assert epochs == changes[-1] and used <= 200.0
+    assert epochs >= 50  # (200 - 25 - 20 - 8) s / 2.9 s: no epochs thrown away to over-caution
