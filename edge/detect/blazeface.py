@@ -16,7 +16,7 @@ import numpy as np
 from emo7ion.core.runtime import ModelError, interpreter_class
 from emo7ion.edge.detect import weights
 from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
-from emo7ion.edge.detect.boxes import check_tiled_options, nms, run_tiled
+from emo7ion.edge.detect.boxes import TiledOptions, nms, run_tiled
 
 KEY = "blazeface"
 
@@ -28,23 +28,19 @@ ANCHOR_STRIDES = {"full": (4,), "short": (8, 16, 16, 16)}
 
 
 @dataclass
-class Options:
+class Options(TiledOptions):
     model: str = field(default="full", metadata={"help": "'full' (192 px input, faces up to ~5 m) or 'short' "
                                                          "(128 px, faces within ~2 m)"})
     model_path: str = field(default="", metadata={"help": ".tflite file (default: the one of `model` shipped "
                                                           "with the package)"})
     threshold: float = field(default=0.5, metadata={"help": "lowest face score kept, 0..1"})
-    nms_iou: float = field(default=0.3, metadata={"help": "overlap (IoU) above which the weaker of two boxes is "
-                                                        "dropped, 0..1"})
     tiles: int = field(default=4, metadata={"help": "if > 1, also run on a tiles x tiles grid of overlapping "
                                                   "windows, merged with NMS (1: close-up cameras only)"})
-    tile_overlap: float = field(default=0.25, metadata={"help": "overlap of neighbouring tiles, 0..0.9 of a side"})
-    threads: int = field(default=1, metadata={"help": "interpreter threads"})
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model={self.model!r}: must be one of {', '.join(MODELS)}")
-        check_tiled_options(self)
+        super().__post_init__()
 
 
 def default_model_path(model: str) -> Path:

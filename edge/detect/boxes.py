@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -73,6 +74,20 @@ def _starts(length: int, tile: int, grid: int) -> Sequence[int]:
     if tile >= length:
         return [0]
     return [int(round(i * (length - tile) / (grid - 1))) for i in range(grid)]
+
+
+@dataclass
+class TiledOptions:
+    """The options every tiled, NMS-merging detector shares; each adds ``threshold`` and ``tiles`` (their
+    defaults differ) and its own."""
+
+    nms_iou: float = field(default=0.3, metadata={"help": "overlap (IoU) above which the weaker of two boxes is "
+                                                        "dropped, 0..1"})
+    tile_overlap: float = field(default=0.25, metadata={"help": "overlap of neighbouring tiles, 0..0.9 of a side"})
+    threads: int = field(default=1, metadata={"help": "threads of the detector's runtime (LiteRT or onnxruntime)"})
+
+    def __post_init__(self) -> None:
+        check_tiled_options(self)
 
 
 def check_tiled_options(options) -> None:

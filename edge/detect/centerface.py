@@ -16,7 +16,7 @@ import numpy as np
 
 from emo7ion.edge.detect import weights
 from emo7ion.edge.detect.base import Detection, DetectorError, FaceDetector
-from emo7ion.edge.detect.boxes import check_tiled_options, nms, run_tiled
+from emo7ion.edge.detect.boxes import TiledOptions, nms, run_tiled
 from emo7ion.edge.detect.onnx_shapes import free_input_dims
 
 log = logging.getLogger(__name__)
@@ -31,27 +31,23 @@ ALIGN = 32
 
 
 @dataclass
-class Options:
+class Options(TiledOptions):
     model_path: str = field(default="", metadata={"help": "CenterFace .onnx file (default: the one shipped "
                                                           "with the package)"})
     threshold: float = field(default=0.3, metadata={"help": "lowest face score kept, 0..1"})
-    nms_iou: float = field(default=0.3, metadata={"help": "overlap (IoU) above which the weaker of two boxes is "
-                                                        "dropped, 0..1"})
     upscale: float = field(default=1.0, metadata={"help": "input size = frame size x upscale (more finds smaller "
                                                         "faces, costs the square in time)"})
     target_width: int = field(default=0, metadata={"help": "if > 0, scale the frame to this width instead of "
                                                          "using upscale"})
     tiles: int = field(default=1, metadata={"help": "if > 1, also run on a tiles x tiles grid of overlapping "
                                                   "windows (for faces under ~16 px), merged with NMS"})
-    tile_overlap: float = field(default=0.25, metadata={"help": "overlap of neighbouring tiles, 0..0.9 of a side"})
-    threads: int = field(default=1, metadata={"help": "onnxruntime intra-op threads"})
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.upscale <= 8.0:
             raise ValueError(f"upscale={self.upscale!r}: must be within 0.05..8")
         if self.target_width < 0:
             raise ValueError(f"target_width={self.target_width!r}: must be 0 (off) or a width in pixels")
-        check_tiled_options(self)
+        super().__post_init__()
 
 
 def default_model_path() -> Path:
