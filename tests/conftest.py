@@ -43,14 +43,22 @@ def tiny_data(tmp_path_factory) -> Path:
     return root
 
 
+def tiny_run_config(data: Path, out: Path, epochs: int = 2):
+    """The settings of the session's tiny run (``tiny_model``); a test resumes a copy of it with more epochs."""
+    from emo7ion.training.train import TrainConfig
+
+    return TrainConfig(data=str(data), out=str(out), epochs=epochs, batch_size=16, warmup_epochs=0,
+                       learning_rate=3e-3, patience=5, hparams={"bn_momentum": 0.5})
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tiny_data, tmp_path_factory) -> Path:
-    """An edge model trained for two epochs on the tiny data (a real Keras training run)."""
-    from emo7ion.training.train import TrainConfig, train
+    """An edge model trained for two epochs on the tiny data (a real Keras training run); its run folder
+    (checkpoint, state, history) is ``tiny_model.parent``."""
+    from emo7ion.training.train import train
 
     out = tmp_path_factory.mktemp("tiny-run")
-    summary = train(TrainConfig(data=str(tiny_data), out=str(out), epochs=2, batch_size=16, warmup_epochs=0,
-                                learning_rate=3e-3, patience=5, hparams={"bn_momentum": 0.5}))
+    summary = train(tiny_run_config(tiny_data, out))
     return Path(summary["model"])
 
 
@@ -62,6 +70,19 @@ def converted(tiny_model, tiny_data, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("tiny-convert") / "out"
     report = convert(tiny_model, tiny_data, out, calibration=70, max_drop=100.0, progress=False)
     return {"out": out, "report": report, "stem": tiny_model.stem}
+
+
+@pytest.fixture
+def short_converter(monkeypatch):
+    """The real converter limited to the two variants its parity check reads (float32, int8) and to short
+    speed runs. For tests of what surrounds a conversion (a broken calibration, a model trained on another
+    backend): the four variants and their speed figures are the ``converted`` fixture's to prove."""
+    from emo7ion.converter import parity, variants
+
+    measure = parity.faces_per_second
+    monkeypatch.setattr(variants, "VARIANTS", ("float32", "int8"))
+    monkeypatch.setattr(parity, "faces_per_second", lambda predict, faces, batch, **_: measure(
+        predict, faces, batch, min_faces=2 * batch, min_seconds=0.0))
 
 
 def stored_keys(db: str | Path) -> list[tuple[str, str, int]]:

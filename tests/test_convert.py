@@ -43,7 +43,7 @@ def test_int8_model_has_int8_io_and_provenance(converted):
     assert classifier.model_id["variant"] == "int8"
 
 
-def test_max_drop_fails_on_a_broken_calibration(tiny_model, tiny_data, tmp_path, monkeypatch):
+def test_max_drop_fails_on_a_broken_calibration(tiny_model, tiny_data, tmp_path, monkeypatch, short_converter):
     # Calibrate int8 on faces 255x too bright (the classic "forgot to scale" bug): activations clip.
     from emo7ion.converter import variants
 

@@ -1,33 +1,42 @@
-"""A real (tiny) training run: one epoch, then resumed for a second from its checkpoint."""
+"""A real (tiny) training run: the session's two-epoch run (``tiny_model``), copied and resumed from its
+checkpoint to four epochs, once for the resume and the cosine tests; its settings in ``tiny_run_config``."""
 
 import json
+import shutil
 import zipfile
 
 import keras
 import numpy as np
 import pytest
 
+from conftest import tiny_run_config
 from emo7ion.training import schedule  # noqa: F401  registers the schedule for loading checkpoints
 from emo7ion.training.train import TrainConfig, train
 
+STEPS = int(np.ceil(280 / 16))  # batches an epoch of the session's run: 280 faces, batch 16
 
-def test_train_one_epoch_then_resume(tiny_data, tmp_path):
-    out = tmp_path / "run"
-    config = TrainConfig(data=str(tiny_data), out=str(out), epochs=1, batch_size=32, warmup_epochs=0)
-    first = train(config)
-    assert first["epochs_run"] == 1
-    steps = int(np.ceil(280 / 32))
-    assert int(keras.models.load_model(out / "checkpoint.keras").optimizer.iterations) == steps
 
+@pytest.fixture(scope="module")
+def resumed(tiny_model, tiny_data, tmp_path_factory):
+    """A copy of the session's two-epoch run folder, resumed to four epochs; (folder, summary)."""
+    out = tmp_path_factory.mktemp("resumed") / "run"
+    shutil.copytree(tiny_model.parent, out)
+    return out, train(tiny_run_config(tiny_data, out, epochs=4), resume=True)
+
+
+def test_train_then_resume_from_the_checkpoint(tiny_model, tiny_data, resumed):
+    first = tiny_model.parent
+    assert json.loads((first / "summary.json").read_text())["epochs_run"] == 2
+    assert int(keras.models.load_model(first / "checkpoint.keras").optimizer.iterations) == 2 * STEPS
+
+    out, second = resumed
     with pytest.raises(FileExistsError, match="--resume"):
-        train(config)
+        train(tiny_run_config(tiny_data, out, epochs=4))
 
-    config.epochs = 2
-    second = train(config, resume=True)
-    assert second["epochs_run"] == 2
+    assert second["epochs_run"] == 4
     history = json.loads((out / "history.json").read_text())
-    assert len(history["accuracy"]) == len(history["val_accuracy"]) == 2
-    assert int(keras.models.load_model(out / "checkpoint.keras").optimizer.iterations) == 2 * steps
+    assert len(history["accuracy"]) == len(history["val_accuracy"]) == 4
+    assert int(keras.models.load_model(out / "checkpoint.keras").optimizer.iterations) == 4 * STEPS
     assert (out / "curves.png").stat().st_size > 5000
 
     # The output model carries no optimizer: it loads anywhere without our custom objects.
@@ -56,24 +65,18 @@ def test_average_of_a_run_keeps_its_architecture(tiny_model, tiny_data, tmp_path
         average([str(tiny_model)], str(tiny_data), str(tmp_path / "x.keras"), progress=False)
 
 
-def test_resume_with_more_epochs_stretches_the_cosine(tiny_data, tmp_path):
+def test_resume_with_more_epochs_stretches_the_cosine(tiny_data, resumed):
     import math
 
-    out = tmp_path / "run"
-    config = TrainConfig(data=str(tiny_data), out=str(out), epochs=2, batch_size=32, warmup_epochs=0,
-                         learning_rate=1e-3)
-    train(config)
-    config.epochs = 4
-    train(config, resume=True)
+    out, _ = resumed  # two epochs planned, resumed with four: the cosine now ends at the fourth
     history = json.loads((out / "history.json").read_text())
-    steps = int(np.ceil(280 / 32))
-    expected = 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * 3 * steps / (4 * steps)))
+    peak = tiny_run_config(tiny_data, out).learning_rate
+    expected = 1e-5 + 0.5 * (peak - 1e-5) * (1 + math.cos(math.pi * 3 * STEPS / (4 * STEPS)))
     assert history["learning_rate"][2] == pytest.approx(expected, rel=1e-4)
     assert history["learning_rate"][3] == pytest.approx(1e-5, rel=1e-3)
     assert json.loads((out / "state.json").read_text())["config"]["epochs"] == 4
-    config.epochs = 3
     with pytest.raises(ValueError, match="already done"):
-        train(config, resume=True)
+        train(tiny_run_config(tiny_data, out, epochs=3), resume=True)
 
 
 def test_time_budget_ends_the_cosine_inside_the_budget(tiny_data, tmp_path, monkeypatch):
