@@ -122,6 +122,7 @@ class LiveAggregator:
         self.camera = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="live-cameras", protocol=mqtt.MQTTv5)
         self.camera.connect("127.0.0.1", self.broker.port)
         self.camera.loop_start()
+        self._http = None
 
     def publish_window(self, venue: str, camera: str, counts: dict, zone: str | None = None,
                        end: float | None = None, length_s: float = 10.0) -> int:
@@ -181,6 +182,16 @@ class LiveAggregator:
         self.camera.publish(messages.camera_topic(venue, camera, "health"), messages.health_payload(health),
                             qos=1).wait_for_publish(5)
 
+    def get(self, path: str, cookies: dict | None = None, **kwargs):
+        """GET on one kept-open HTTP client (a new client per request costs ~0.1 s of TLS set-up here), its
+        cookie jar emptied first: a request carries exactly the cookies it names, none a response set."""
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.Client(timeout=10)
+        self._http.cookies.clear()
+        return self._http.get(self.url + path, cookies=cookies, **kwargs)
+
     def wait_stored(self, n: int, timeout: float = 15.0) -> bool:
         import time
 
@@ -192,6 +203,8 @@ class LiveAggregator:
         return False
 
     def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
         self.camera.disconnect()
         self.camera.loop_stop()
         self.service.stop()

@@ -33,7 +33,7 @@ def live(tmp_path_factory):
 
 
 def get(live: LiveAggregator, path: str, **kwargs) -> httpx.Response:
-    return httpx.get(live.url + path, timeout=10, **kwargs)
+    return live.get(path, **kwargs)
 
 
 def assert_clear_4xx(response: httpx.Response, *expected: int) -> None:
