@@ -56,9 +56,11 @@ def available() -> list[str]:
 
 
 def options_help(detector_type: str) -> list[tuple[str, Any, str]]:
-    """(name, default, help) of each option of a detector type."""
+    """(name, default, help) of each option of a detector type: its own first, then those it shares with others."""
     module = _plugin(detector_type)
-    return [(f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(module.Options)]
+    own = module.Options.__annotations__
+    fields = sorted(dataclasses.fields(module.Options), key=lambda f: f.name not in own)
+    return [(f.name, f.default, f.metadata.get("help", "")) for f in fields]
 
 
 def options(spec: Mapping[str, Any], prefix: str = "") -> tuple[ModuleType, Any]:
