@@ -181,8 +181,7 @@ def test_full_outbox_disk_keeps_classifying_reports_drops_and_recovers(tmp_path)
             db.execute("PRAGMA query_only=1")  # an injected write error: every write now fails, as on a full disk
         frames_when_full = agent.stats.frames
         assert wait_until(lambda: agent.stats.frames >= frames_when_full + 8, 20), "it keeps classifying"
-        time.sleep(2.5)
-        assert agent.outbox._unsaved_drops >= 2, "windows closed meanwhile were refused by the disk"
+        assert wait_until(lambda: agent.outbox._unsaved_drops >= 2, 20), "windows closed meanwhile were refused"
         with agent.outbox._lock:
             db.execute("PRAGMA query_only=0")  # space returns
         broker = start_plain_broker(tmp_path / "broker", port=port)
