@@ -53,9 +53,13 @@ def broker(tmp_path_factory):
     mosquitto.stop()
 
 
+def agent_args(*args, cwd: Path) -> list:
+    return ["edge", "run", "--venue", "lobby", "--camera", "cam1", "--outbox", cwd / "outbox.sqlite", "--window", "2",
+            *args]
+
+
 def agent(*args, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return emo7ion("edge", "run", "--venue", "lobby", "--camera", "cam1", "--outbox", cwd / "outbox.sqlite",
-                   "--window", "2", *args, cwd=cwd, timeout=timeout)
+    return emo7ion(*agent_args(*args, cwd=cwd), cwd=cwd, timeout=timeout)
 
 
 @pytest.mark.skipif(not CROWD.is_dir(), reason="crowd photos not found")
@@ -80,15 +84,30 @@ def test_a_refused_password_stops_agent_and_aggregator_with_one_line(broker, tmp
 def test_untrusted_and_absent_brokers_are_named_and_retried(broker, tmp_path):
     layout, users = broker
     nobody = free_port()
+    runs = []
     for url, cause in ((f"mqtts://127.0.0.1:{layout.tls_port}",  # no --ca-file: the system CAs do not know ours
                         f"TLS verification of broker 127.0.0.1:{layout.tls_port} failed"),
                        (f"mqtt://127.0.0.1:{nobody}", f"broker 127.0.0.1:{nobody} refused the connection")):
-        result = agent("--source", CROWD, "--broker", url, "--username", users["camera"][0], "--password",
-                       users["camera"][1], "--duration", "4", cwd=tmp_path)
-        assert result.returncode == 0, result.stderr  # an outage is retried, not fatal
-        assert cause in result.stderr and "retrying with backoff" in result.stderr, result.stderr
-        assert "Client is not connected" not in result.stderr  # paho's cause-less line is gone
-        assert "window(s) stay in the outbox" in result.stderr
+        # Both agents at once, each with its own working folder and outbox: they mostly wait on their backoff.
+        cwd = tmp_path / f"run-{len(runs)}"
+        cwd.mkdir()
+        argv = agent_args("--source", CROWD, "--broker", url, "--username", users["camera"][0], "--password",
+                          users["camera"][1], "--duration", "4", cwd=cwd)
+        runs.append((cause, subprocess.Popen([str(EXE), *map(str, argv)], cwd=cwd, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True)))
+    try:
+        for cause, process in runs:
+            stdout, stderr = process.communicate(timeout=120)
+            result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+            assert result.returncode == 0, result.stderr  # an outage is retried, not fatal
+            assert cause in result.stderr and "retrying with backoff" in result.stderr, result.stderr
+            assert "Client is not connected" not in result.stderr  # paho's cause-less line is gone
+            assert "window(s) stay in the outbox" in result.stderr
+    finally:
+        for _, process in runs:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
 
 @pytest.mark.skipif(sys.modules.get("picamera2") is not None or os.path.exists("/usr/lib/python3/dist-packages/"
