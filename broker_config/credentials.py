@@ -20,7 +20,12 @@ class Credentials(NamedTuple):
 
 
 def new_password() -> str:
-    return secrets.token_urlsafe(PASSWORD_BYTES)
+    """A random password that is safe to paste after ``--password``: one starting with '-' (one in 64 of
+    ``token_urlsafe``'s) reads as an option to argparse and to most shells' tools."""
+    while True:
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        if not password.startswith("-"):
+            return password
 
 
 def usernames(password_file: str | Path) -> set[str]:

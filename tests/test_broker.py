@@ -364,3 +364,15 @@ def test_as_root_mosquitto_runs_as_the_given_user(tmp_path):
             assert _connects_within(layout.port, credentials)
     finally:
         shutil.rmtree(parent)
+
+
+def test_a_new_password_never_reads_as_an_option(monkeypatch):
+    """token_urlsafe starts one password in 64 with '-': pasted after --password, argparse took it for a flag
+    (a README deploy run failed on it)."""
+    from emo7ion.broker_config import credentials
+
+    drawn = iter(["-starts-with-a-dash", "_underscore_is_fine"])
+    monkeypatch.setattr(credentials.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert credentials.new_password() == "_underscore_is_fine"
+    monkeypatch.undo()
+    assert not any(credentials.new_password().startswith("-") for _ in range(500))
