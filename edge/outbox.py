@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0), ('dropped', 0);
 """
 
+BUSY_TIMEOUT_S = 5.0
+"""How long one statement waits for another connection's lock before SQLite reports the file locked."""
+
 
 class OutboxError(UserError):
     """The outbox file cannot be opened now (locked, read-only, no space), though it is not corrupt: the
@@ -65,8 +68,8 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline, delay = time.monotonic() + timeout_s, 0.25
         while True:
-            try:
-                return self._connect()
+            try:  # SQLite's own busy wait is part of the budget, so a locked file gives up after ``timeout_s``
+                return self._connect(busy_s=max(0.0, min(BUSY_TIMEOUT_S, deadline - time.monotonic())))
             except sqlite3.OperationalError as error:  # locked, read-only, full, unopenable: the data is intact
                 if time.monotonic() + delay > deadline or stop.is_set():
                     raise OutboxError(
@@ -90,14 +93,17 @@ class Outbox:
                 os.replace(part, Path(str(aside) + suffix))
         return self._connect()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+    def _connect(self, busy_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+        """Open and check the file, waiting at most ``busy_s`` on another connection's lock; once open, every
+        statement waits up to ``BUSY_TIMEOUT_S``."""
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_s)
         try:
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("integrity check failed")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # an acknowledged insert survives a power cut
             db.executescript(SCHEMA)
+            db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         except sqlite3.DatabaseError:
             db.close()
             raise

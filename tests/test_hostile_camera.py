@@ -372,7 +372,8 @@ def test_a_locked_outbox_keeps_its_pending_windows(tmp_path, caplog):
         started = time.monotonic()
         with pytest.raises(OutboxError, match="cannot be opened.*pending windows are kept"):
             Outbox(path, open_timeout_s=1.0)
-        assert time.monotonic() - started < 15
+        took = time.monotonic() - started
+        assert 0.9 <= took < 2.5, f"open_timeout_s=1.0 gave up after {took:.1f} s"  # SQLite's busy wait included
     finally:
         holder.execute("ROLLBACK")
         holder.close()
