@@ -93,7 +93,9 @@ class Agent:
         self.publisher.wake()
         return seq
 
-    def health(self) -> messages.Health:
+    def health(self, source_ok: bool | None = None) -> messages.Health:
+        """The record for the period since the last one; ``source_ok`` as read by the caller, else now."""
+        source_ok = self.capture.ok if source_ok is None else source_ok
         now = time.monotonic()
         period = max(now - self.stats.period_started, 1e-6)
         skipped = self.capture.frames.skipped - self._skipped_reported
@@ -102,7 +104,7 @@ class Agent:
             fps=self.stats.period_frames / period,
             inference_ms=1000.0 * self.stats.period_busy_s / max(self.stats.period_frames, 1),
             skipped_frames=skipped, outbox_depth=self.outbox.depth(), outbox_dropped=self.outbox.take_dropped(),
-            uptime_s=now - self.stats.started, source_ok=self.capture.ok)
+            uptime_s=now - self.stats.started, source_ok=source_ok)
         self._skipped_reported += skipped
         self.stats.period_frames, self.stats.period_busy_s, self.stats.period_started = 0, 0.0, now
         return record
@@ -131,8 +133,11 @@ class Agent:
                     self.close_window(now)
                 if time.monotonic() >= next_health:
                     next_health += self.config.health_interval_s
-                    if self.publisher.connected.is_set():  # else the counters keep adding up until it is
-                        self.publisher.publish_health(self.health())
+                    # Read before the stop event: a capture ended by stopping is not a failed source.
+                    source_ok = self.capture.ok
+                    stopping = not source_ok and self.stop.is_set()
+                    if self.publisher.connected.is_set() and not stopping:  # else the counters keep adding up
+                        self.publisher.publish_health(self.health(source_ok))
         finally:
             self.shutdown()
         return self.stats
