@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from mqtt_helpers import Recorder, start_plain_broker
+from mqtt_helpers import Recorder, start_plain_broker, wait_until
 
 from conftest import SHARED, windows_produced
 from emo7ion.broker_config.runner import free_port
@@ -59,6 +59,20 @@ def run_for(agent: Agent, seconds: float) -> threading.Thread:
     return thread
 
 
+def run_until(agent: Agent, done, timeout: float = 60.0) -> None:
+    """Run the agent until ``done(agent)`` holds, then stop it through its stop event (as SIGTERM does). Work, not
+    wall-clock time: on a loaded machine a fixed duration can end before the first frame was read."""
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: done(agent) or not thread.is_alive(), timeout), f"not done in {timeout:g} s"
+        assert thread.is_alive(), "the agent stopped on its own"
+    finally:
+        agent.stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive(), "the agent did not stop within 60 s of its stop event"
+
+
 IMAGE_LIKE = re.compile(rb"[A-Za-z0-9+/=]{120,}|(\d+\s*,\s*){64,}")
 
 
@@ -82,7 +96,8 @@ def test_images_to_broker_with_real_detector_and_int8_model(tmp_path, crowd, mod
     recorder = Recorder(broker.port)
     try:
         agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(crowd)}))
-        run_for(agent, 4.5).join(timeout=60)
+        run_until(agent, lambda a: a.stats.windows >= 3 and a.stats.frames >= 10 and a.stats.faces >= 10
+                  and recorder.bodies("health"))
         assert recorder.wait_for(lambda r: any(b["state"] == "offline" for b in r.bodies("status")), 10)
     finally:
         recorder.close()
@@ -107,7 +122,7 @@ def test_min_faces_withholds_counts(tmp_path, crowd, model_path):
     try:
         agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(crowd)},
                                    min_faces=100_000 // 1000))
-        run_for(agent, 2.5).join(timeout=60)
+        run_until(agent, lambda a: a.stats.windows >= 1 and a.stats.faces > 0)  # + the window ended by stopping
         assert recorder.wait_for(lambda r: len(r.bodies("counts")) >= 2, 10)
     finally:
         recorder.close()
