@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 
 FLAGS = (
@@ -46,6 +45,7 @@ def register(commands) -> None:
 def run_aggregator(args: argparse.Namespace) -> int:
     from emo7ion.aggregator.config import load
     from emo7ion.aggregator.service import Aggregator
+    from emo7ion.core import stopping
     from emo7ion.core.broker_errors import BrokerRefusedError
 
     overrides = {name[4:]: value for name, value in vars(args).items() if name.startswith("set_") and value}
@@ -58,12 +58,11 @@ def run_aggregator(args: argparse.Namespace) -> int:
         stop.set()
 
     service.ingest.on_refused = on_refused
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stopping.stop_on_signals(stop)
     service.start()
     print(f"dashboard: {service.url}/   API docs: {service.url}/docs", flush=True)
     try:
-        stop.wait(args.duration)
+        stopping.wait(stop, args.duration)
     finally:
         logging.getLogger(__name__).info("stopping")
         service.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 
 
 def register(commands) -> None:
@@ -23,11 +22,11 @@ def register(commands) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from emo7ion.core import stopping
     from emo7ion.demo.run import Demo, make_workdir
 
     demo = Demo(make_workdir(args.workdir), port=args.port, source=args.source, fps=args.fps, window_s=args.window)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: demo.stop.set())
+    stopping.stop_on_signals(demo.stop)
     try:
         demo.start()
         print(f"\nEmo7ion demo running: dashboard {demo.url}/  (API docs {demo.url}/docs)\n"

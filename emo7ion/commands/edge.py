@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import threading
 
 from emo7ion.commands import edge_detect
@@ -88,14 +87,10 @@ def run_agent(args: argparse.Namespace) -> int:
     from emo7ion.edge.agent import Agent
 
     config = load_config(args)
+    from emo7ion.core import stopping
+
     stop = threading.Event()
-
-    def on_signal(signum, frame):
-        log.info("signal %d: finishing the current window", signum)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
+    stopping.stop_on_signals(stop, message="signal %d: finishing the current window")
     stats = Agent(config, stop).run(args.duration)
     if args.json:
         print(json.dumps({"frames": stats.frames, "faces": stats.faces, "windows": stats.windows}))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from emo7ion.broker_config import add_aggregator, add_camera, init_broker
 from emo7ion.broker_config.runner import free_port
+from emo7ion.core import stopping
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Demo:
         return Agent(config, stop=self.stop, source=source)
 
     def wait(self, duration: float | None = None) -> None:
-        self.stop.wait(duration)
+        stopping.wait(self.stop, duration)
 
     def shutdown(self) -> None:
         self.stop.set()  # one stop event for the demo's agents and aggregator
