@@ -64,23 +64,20 @@ run() {
   export KERAS_BACKEND=$backend
   # Side by side: one small net leaves most of the GPU idle. --time-budget ends each cosine in time;
   # `timeout` is only the backstop (best.keras is saved whenever val improves).
-  local spec model seed name
+  local spec model seed names=()
   for spec in "${specs[@]}"; do
     model=${spec%%:*}; seed=${spec##*:}
     [ "$seed" != "$spec" ] || seed=7
-    name=$model-s$seed
+    names+=("$model-s$seed")
     # From $work: in the checkout's root, `-m emo7ion` would find the source tree, not the installed package.
-    (cd "$work" && exec timeout --signal=INT "$(awk "BEGIN { print int($minutes * 60 + 20) }")" python3 -m emo7ion train --data "$data" \
-      --model "$model" \
-      --seed "$seed" --epochs "$epochs" --patience "$epochs" --time-budget "$minutes" --out "$work/$name" ${GPU_SUBSET:+--subset "$GPU_SUBSET"} \
-      >"$work/$name.log" 2>&1) &
+    (cd "$work" && exec timeout --signal=INT "$(awk "BEGIN { print int($minutes * 60 + 20) }")" python3 -m emo7ion \
+      train --data "$data" --model "$model" --seed "$seed" --epochs "$epochs" --patience "$epochs" \
+      --time-budget "$minutes" --out "$work/$model-s$seed" ${GPU_SUBSET:+--subset "$GPU_SUBSET"} \
+      >"$work/$model-s$seed.log" 2>&1) &
   done
-  local failed=0
+  local failed=0 name
   wait || true
-  for spec in "${specs[@]}"; do
-    model=${spec%%:*}; seed=${spec##*:}
-    [ "$seed" != "$spec" ] || seed=7
-    name=$model-s$seed
+  for name in "${names[@]}"; do
     echo "== $name: last lines of its log"; tail -n 4 "$work/$name.log"
     if [ -f "$work/$name/best.keras" ]; then
       cp "$work/$name.log" "$work/$name/train.log"

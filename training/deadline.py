@@ -50,7 +50,7 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
             super().__init__()
             self.target = target
             self.durations: list[float] = []  # clean epochs only: no compilation or re-trace inside
-            self.traced: list[float] = []  # epochs that compiled or re-traced the step
+            self.trace_s = 0.0  # how long the last epoch that compiled or re-traced the step took
             self.last = None
             self.tracing = True  # the next epoch compiles (the first) or re-traces (after a change)
 
@@ -60,7 +60,10 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
 
         def on_epoch_end(self, epoch, logs=None):
             now = clock()
-            (self.traced if self.tracing else self.durations).append(now - self.last)
+            if self.tracing:
+                self.trace_s = now - self.last
+            else:
+                self.durations.append(now - self.last)
             self.last, self.tracing = now, False
             done = epoch + 1
             if done >= self.target:
@@ -81,7 +84,7 @@ def deadline_callback(budget_seconds: float, started: float, target: int, most: 
                 return
             # The correction re-traces the step, which costs about what the last trace cost beyond a plain
             # epoch: plan for it, or the re-trace itself overruns the new plan and calls for the next one.
-            fit = epochs_that_fit(done, left - max(0.0, self.traced[-1] - typical), typical, most)
+            fit = epochs_that_fit(done, left - max(0.0, self.trace_s - typical), typical, most)
             if fit <= done:
                 self._stop(left, typical, done)
                 return
