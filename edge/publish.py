@@ -83,7 +83,9 @@ class Publisher:
         self._stop.set()  # (the agent set it already) the sender thread ends within a tick
         self._wake.set()
         self._sender.join(timeout=5)
-        if self.refused is None:
+        if self._sender.is_alive():  # stuck in a send: two threads must not send; the outbox keeps the rest
+            log.warning("the sender did not end; %d window(s) stay in the outbox", self.outbox.depth())
+        elif self.refused is None:
             self.flush(flush_timeout)
         if self.connected.is_set():
             info = self.client.publish(messages.camera_topic(self.venue, self.camera, "status"),
@@ -96,14 +98,11 @@ class Publisher:
         self.client.loop_stop()
 
     def flush(self, timeout: float) -> bool:
-        """Wait until the outbox is empty (True) or ``timeout`` passes, reconnecting meanwhile if need be. While
-        the sender thread runs it sends; once it has ended (stopping) this thread sends in its place."""
+        """Send what the outbox holds from this thread, in the ended sender's place, until it is empty (True) or
+        ``timeout`` passes; acknowledgements wake it early."""
         deadline = time.monotonic() + timeout
         while self.outbox.depth() and time.monotonic() < deadline:
-            if self._sender.is_alive():
-                self._wake.set()
-            else:
-                self._send_pending()
+            self._send_pending()
             self._wake.wait(0.05)
             self._wake.clear()
         return self.outbox.depth() == 0
