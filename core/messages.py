@@ -17,12 +17,19 @@ from typing import Any
 from emo7ion.core import emotions
 
 VERSION = 1
+"""The topic tree's version and the version of every payload but a camera's counts."""
+COUNTS_VERSION = 2
+"""Counts with people (issue 17): v1's fields plus people, entered, votes, in_view, dwell_s, ended. The
+aggregator reads v1 and v2 counts, so cameras that were never updated keep being served."""
+COUNTS_VERSIONS = (1, COUNTS_VERSION)
 ROOT = f"emo7ion/v{VERSION}"
 MAX_PAYLOAD_BYTES = 4096
 MAX_COUNT = 100_000
 """Faces in one window of one camera: far above any real frame rate times window length."""
 MAX_WINDOW_SECONDS = 3600
 MAX_SEQ = 2**53 - 1
+MAX_DWELL_S = 7 * 86400
+"""The longest time in view a window may report for a person: a week, far beyond any event."""
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 KINDS = ("counts", "status", "health")
@@ -119,7 +126,12 @@ def parse_time(value: Any, field: str) -> dt.datetime:
 
 @dataclass(frozen=True)
 class Window:
-    """One camera's emotion counts over one window; counts is None when withheld for privacy."""
+    """One camera's emotion counts over one window; counts is None when withheld for privacy.
+
+    A v2 window (``has_people``) also says how many distinct people the camera saw (tracks, never their ids),
+    how many of them were new, each person's one vote, the mean faces per frame and the median time in view of
+    the people who left. When withheld, every emotion figure (counts, votes, mean_confidence) is None.
+    """
 
     venue: str
     camera: str
@@ -132,10 +144,27 @@ class Window:
     mean_confidence: float | None
     model: dict[str, str]
     zone: str | None = None
+    people: int | None = None
+    """Distinct people (confirmed tracks) seen in the window; None for a v1 window."""
+    entered: int | None = None
+    """People first counted in this window: summed over windows, people seen without counting one who lingers
+    once per window."""
+    votes: dict[str, int] | None = None
+    """One vote per person (the argmax of the person's averaged class probabilities); None when withheld."""
+    in_view: float | None = None
+    """Mean faces per analysed frame."""
+    dwell_s: float | None = None
+    """Median seconds in view of the people whose track ended in this window; None when nobody left."""
+    ended: int | None = None
+    """People whose track ended in this window (the weight of ``dwell_s``)."""
 
     @property
     def withheld(self) -> bool:
         return self.counts is None
+
+    @property
+    def has_people(self) -> bool:
+        return self.people is not None
 
 
 @dataclass(frozen=True)
@@ -205,6 +234,13 @@ def window_payload(window: Window) -> bytes:
             "counts": None if window.counts is None else {label: window.counts[label] for label in emotions.LABELS},
             "mean_confidence": None if window.mean_confidence is None else round(window.mean_confidence, 4),
             "model": window.model}
+    if window.has_people:
+        body["v"] = COUNTS_VERSION
+        body.update({
+            "people": window.people, "entered": window.entered,
+            "votes": None if window.votes is None else {label: window.votes[label] for label in emotions.LABELS},
+            "in_view": round(window.in_view, 3),
+            "dwell_s": None if window.dwell_s is None else round(window.dwell_s, 1), "ended": window.ended})
     return _dump(body)
 
 
@@ -278,8 +314,9 @@ def _same_source(body: dict, venue: str, camera: str) -> None:
                            f"do not match the topic's {venue}/{camera}", "source")
 
 
-def _load(payload: bytes) -> dict:
-    """A v1 JSON object within the size limit, or MessageError (reason size, json or version)."""
+def _load(payload: bytes, versions: tuple[int, ...] = (VERSION,)) -> dict:
+    """A JSON object of one of ``versions`` within the size limit, or MessageError (reason size, json or
+    version)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", "size")
     try:
@@ -288,8 +325,10 @@ def _load(payload: bytes) -> dict:
         raise MessageError(f"payload is not JSON: {error}", "json") from error
     if not isinstance(body, dict):
         raise MessageError("payload is not a JSON object", "json")
-    if body.get("v") != VERSION or not isinstance(body["v"], int) or isinstance(body["v"], bool):
-        raise MessageError(f"unsupported payload version {body.get('v')!r}; this build reads v{VERSION}", "version")
+    version = body.get("v")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in versions:
+        readable = " and ".join(f"v{v}" for v in versions)
+        raise MessageError(f"unsupported payload version {version!r}; this build reads {readable}", "version")
     return body
 
 
@@ -299,7 +338,7 @@ def parse(topic: str, payload: bytes) -> Window | Status | Health:
         venue, camera, kind = parse_topic(topic)
     except MessageError as error:
         raise MessageError(str(error), "topic") from None
-    body = _load(payload)
+    body = _load(payload, COUNTS_VERSIONS if kind == "counts" else (VERSION,))
     if body.get("type") != kind:
         raise MessageError(f"payload type {body.get('type')!r} does not match topic kind {kind!r}", "source")
     _same_source(body, venue, camera)
@@ -315,9 +354,14 @@ def _zone(body: dict) -> str | None:
     return None if zone is None else check_id(zone, "zone")
 
 
+_WINDOW_V1_FIELDS = frozenset({"v", "type", "venue", "camera", "seq", "start", "end", "frames", "faces", "withheld",
+                               "counts", "mean_confidence", "model"})
+_PEOPLE_FIELDS = frozenset({"people", "entered", "votes", "in_view", "dwell_s", "ended"})
+
+
 def _parse_window(body: dict, venue: str, camera: str) -> Window:
-    _fields(body, {"v", "type", "venue", "camera", "seq", "start", "end", "frames", "faces", "withheld", "counts",
-                   "mean_confidence", "model"}, {"zone"})
+    people = body["v"] == COUNTS_VERSION
+    _fields(body, _WINDOW_V1_FIELDS | (_PEOPLE_FIELDS if people else frozenset()), {"zone"})
     start, end = parse_time(body["start"], "start"), parse_time(body["end"], "end")
     if not 0 < (end - start).total_seconds() <= MAX_WINDOW_SECONDS:
         raise MessageError(f"window end must be after start and at most {MAX_WINDOW_SECONDS} s later")
@@ -334,10 +378,36 @@ def _parse_window(body: dict, venue: str, camera: str) -> Window:
         counts = {label: _int(counts, label, 0, MAX_COUNT) for label in emotions.LABELS}
         if sum(counts.values()) != faces:
             raise MessageError(f"counts add up to {sum(counts.values())}, not faces={faces}")
-    return Window(venue=venue, camera=camera, seq=_int(body, "seq", 0, MAX_SEQ), start=start, end=end,
-                  frames=_int(body, "frames", 0, MAX_COUNT * 10), faces=faces, counts=counts,
-                  mean_confidence=_float(body, "mean_confidence", 0.0, 1.0, optional=True),
-                  model=_model(body["model"]), zone=_zone(body))
+    window = Window(venue=venue, camera=camera, seq=_int(body, "seq", 0, MAX_SEQ), start=start, end=end,
+                    frames=_int(body, "frames", 0, MAX_COUNT * 10), faces=faces, counts=counts,
+                    mean_confidence=_float(body, "mean_confidence", 0.0, 1.0, optional=True),
+                    model=_model(body["model"]), zone=_zone(body))
+    return _with_people(window, body) if people else window
+
+
+def _with_people(window: Window, body: dict) -> Window:
+    """The v2 fields of a counts payload, consistent with each other and with the v1 part."""
+    people = _int(body, "people", 0, MAX_COUNT)
+    if people > window.faces:
+        raise MessageError(f"people={people} cannot exceed faces={window.faces}: each person was seen at least once")
+    entered = _int(body, "entered", 0, people)
+    ended = _int(body, "ended", 0, MAX_COUNT)
+    in_view = _float(body, "in_view", 0.0, float(MAX_COUNT))
+    dwell_s = _float(body, "dwell_s", 0.0, float(MAX_DWELL_S), optional=True)
+    if (dwell_s is None) != (ended == 0):
+        raise MessageError("dwell_s must be a number exactly when ended > 0")
+    votes = body["votes"]
+    if window.withheld:
+        if votes is not None or window.mean_confidence is not None:
+            raise MessageError("a withheld window must not carry votes or mean_confidence")
+    else:
+        if not isinstance(votes, dict) or set(votes) != set(emotions.LABELS):
+            raise MessageError(f"votes must have exactly the labels {', '.join(emotions.LABELS)}")
+        votes = {label: _int(votes, label, 0, MAX_COUNT) for label in emotions.LABELS}
+        if sum(votes.values()) != people:
+            raise MessageError(f"votes add up to {sum(votes.values())}, not people={people}")
+    return replace(window, people=people, entered=entered, votes=votes, in_view=in_view, dwell_s=dwell_s,
+                   ended=ended)
 
 
 def _parse_status(body: dict, venue: str, camera: str) -> Status:

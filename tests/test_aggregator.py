@@ -63,7 +63,7 @@ def test_duplicates_and_malformed_messages(live_aggregator):
     live.publish_window("hall-a", "cam-1", {"happy": 3}, end=end)  # a QoS 1 redelivery: same seq, same window
     bad = [
         ("emo7ion/v1/hall-a/cam-1/counts", b"\x00\xff not json"),
-        ("emo7ion/v1/hall-a/cam-1/counts", json.dumps({"v": 2, "type": "counts"}).encode()),
+        ("emo7ion/v1/hall-a/cam-1/counts", json.dumps({"v": 3, "type": "counts"}).encode()),
         ("emo7ion/v1/hall-a/cam-1/counts", json.dumps({"v": 1, "type": "counts", "venue": "hall-a",
                                                        "camera": "cam-1"}).encode()),
         ("emo7ion/v1/hall-a/cam-1/counts", b"[" * 5000),
