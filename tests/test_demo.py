@@ -19,6 +19,23 @@ def test_crowd_source_drifts_between_its_script_ends():
     assert frame.shape == (720, 1280, 3) and frame.dtype.name == "uint8"
 
 
+def test_crowd_people_keep_their_seat_and_face_until_they_leave():
+    """The tracker can only count people if the simulated ones persist: same face, same place (give or take
+    2 px of fidgeting) from frame to frame, and a new person only after someone leaves."""
+    source = CrowdSource("concert", period_s=100, dwell_s=(1000.0, 1000.0))
+    source.read()
+    seats = {seat: (person.x, person.y, id(person)) for seat, person in source.seats.items()}
+    for _ in range(5):
+        source.read()
+    assert 8 <= len(seats) <= 16
+    assert {seat: (p.x, p.y, id(p)) for seat, p in source.seats.items()} == seats
+    leaving = CrowdSource("concert", period_s=100, dwell_s=(0.0, 0.0))
+    leaving.read()
+    first = list(leaving.seats.values())  # held, so no id is reused
+    leaving.read()
+    assert first and not any(person is old for person in leaving.seats.values() for old in first)
+
+
 def test_demo_end_to_end(tmp_path):
     demo = Demo(tmp_path, port=0, fps=2.0, window_s=2.0).start()
     try:
