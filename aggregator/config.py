@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from emo7ion.aggregator.mood import RULES, CameraWeighting
 from emo7ion.core import messages
 from emo7ion.core.broker_connection import BrokerSettings
 from emo7ion.core.paths import default_file
@@ -37,6 +38,13 @@ class AggregatorConfig:
                 "~/.local/share/emo7ion)"})
     retention_days: float = field(default=30.0, metadata={"help": "windows older than this are deleted"})
     mood_window_s: float = field(default=300.0, metadata={"help": "sliding window of the venue mood"})
+    mood_camera_weight: str = field(default="equal", metadata={
+        "help": "how cameras with people data are combined in a venue's or zone's mood: 'equal' (each reporting "
+                "camera weighs the same: one camera moves the mood by at most 1/N of N cameras) or 'capped' (by "
+                "its people's votes, at most mood_camera_cap times the median camera's); docs/architecture.md"})
+    mood_camera_cap: float = field(default=2.0, metadata={
+        "help": "a camera weighs at most this many times the median camera: in 'capped' venues, and always in "
+                "venues whose cameras send only face counts (v1 agents)"})
     offline_after_s: float = field(default=120.0, metadata={"help": "no message for this long = camera offline"})
     host: str = field(default="127.0.0.1", metadata={"help": "HTTP bind address"})
     port: int = field(default=8080, metadata={"help": "HTTP port (0: pick a free one)"})
@@ -60,6 +68,10 @@ class AggregatorConfig:
     def identity(self) -> str:
         """Names our status topic: the user name (which a broker may make the client id), else the client id."""
         return self.broker.username or self.client_id
+
+    @property
+    def weighting(self) -> CameraWeighting:
+        return CameraWeighting(self.mood_camera_weight, self.mood_camera_cap)
 
     @property
     def subscription(self) -> str:
@@ -89,6 +101,11 @@ class AggregatorConfig:
         for key in ("max_streams", "max_clock_skew_s", "max_fps", "max_faces_per_frame"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+        if self.mood_camera_weight not in RULES:
+            raise ConfigError(f"mood_camera_weight={self.mood_camera_weight!r} must be one of {', '.join(RULES)}")
+        if not self.mood_camera_cap >= 1.0:
+            raise ConfigError(f"mood_camera_cap={self.mood_camera_cap!r} must be >= 1 (a multiple of the median "
+                              "camera's weight)")
         if not self.token and not self.allow_no_token and not is_loopback(self.host):
             raise ConfigError(f"host={self.host!r} is reachable from other machines and no token is set: set "
                               f"token (EMO7ION_AGG__TOKEN) or, to serve it open, allow_no_token=true")

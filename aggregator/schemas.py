@@ -29,9 +29,12 @@ class VenueOut(BaseModel):
 
 def _model_of(name: str, cls: type, as_served: dict[str, Any]) -> type[BaseModel]:
     """A response model with the fields of dataclass ``cls``, in its order; ``as_served`` retypes the fields its
-    JSON document writes differently (a datetime as ISO text)."""
+    JSON document writes differently (a datetime as ISO text). A field with a default (the mood's people figures,
+    absent from a v1 venue's payload) is served as null when the document leaves it out."""
     hints = typing.get_type_hints(cls)
-    return create_model(name, **{f.name: (as_served.get(f.name, hints[f.name]), ...) for f in dataclasses.fields(cls)})
+    return create_model(name, **{f.name: (as_served.get(f.name, hints[f.name]),
+                                          ... if f.default is dataclasses.MISSING else f.default)
+                                 for f in dataclasses.fields(cls)})
 
 
 MoodOut = _model_of("MoodOut", messages.Mood, {"ts": str})

@@ -3,6 +3,10 @@ PostgreSQL (psycopg 3) for a central server shared by several aggregators.
 
 A window is identified by (venue, camera, seq, start): a QoS 1 redelivery is stored once, while a
 device whose outbox was reset (seq from 0 again) is still recorded. The same SQL serves both engines.
+
+A v2 window's people figures (issue 17) go to a side table, ``window_people``, keyed like ``windows``; it is
+created when the first v2 window is stored, so a database that only ever received v1 windows keeps exactly the
+tables and columns it always had (tests/test_v1_replay.py compares every table).
 """
 
 from __future__ import annotations
@@ -53,6 +57,25 @@ MIN_WINDOW_S = 1.0
 """The shortest window an agent makes: a seq jump larger than the time passed allows is a new outbox."""
 
 SCHEMA_LOCK = 0x656D6F37  # PostgreSQL advisory lock key ("emo7") held while creating the schema
+
+PEOPLE_TABLE = "window_people"
+VOTE_COLUMNS = tuple(f"votes_{label}" for label in emotions.LABELS)
+PEOPLE_SCHEMA = [
+    f"""CREATE TABLE IF NOT EXISTS {PEOPLE_TABLE} (
+        venue TEXT NOT NULL, camera TEXT NOT NULL, seq BIGINT NOT NULL, start_ts DOUBLE PRECISION NOT NULL,
+        end_ts DOUBLE PRECISION NOT NULL, zone TEXT, people INTEGER NOT NULL, entered INTEGER NOT NULL,
+        in_view DOUBLE PRECISION NOT NULL, dwell_s DOUBLE PRECISION, ended INTEGER NOT NULL,
+        {", ".join(f"{column} INTEGER" for column in VOTE_COLUMNS)},
+        PRIMARY KEY (venue, camera, seq, start_ts))""",
+    f"CREATE INDEX IF NOT EXISTS {PEOPLE_TABLE}_by_venue_time ON {PEOPLE_TABLE} (venue, end_ts)",
+]
+"""The people figures of v2 windows, one row per stored v2 window (same key as its ``windows`` row; the end and
+zone repeated so that reads need no join). Created with the first v2 window, never for a v1-only stream."""
+
+_PEOPLE_COLUMNS = ("venue", "camera", "seq", "start_ts", "end_ts", "zone", "people", "entered", "in_view", "dwell_s",
+                   "ended", *VOTE_COLUMNS)
+INSERT_PEOPLE = (f"INSERT INTO {PEOPLE_TABLE} ({', '.join(_PEOPLE_COLUMNS)}) VALUES "
+                 f"({', '.join(['?'] * len(_PEOPLE_COLUMNS))}) ON CONFLICT DO NOTHING")
 
 _WINDOW_COLUMNS = ("venue", "camera", "seq", "start_ts", "end_ts", "zone", "frames", "faces", "withheld",
                    *emotions.LABELS, "mean_confidence", "model_sha256", "model_version", "received_ts")
@@ -126,18 +149,39 @@ class CameraRow:
 
 
 @dataclass(frozen=True)
-class Bucket:
-    t: float
-    counts: dict[str, int]
+class CameraTotals:
+    """One camera's windows that ended in a period: face-frame counts summed, windows, withheld windows."""
 
-
-@dataclass(frozen=True)
-class Totals:
-    faces: int
+    camera: str
     counts: dict[str, int]
     windows: int
     withheld: int
-    cameras: int
+
+
+@dataclass(frozen=True)
+class PeopleWindow:
+    """The people figures of one stored v2 window (``votes`` None when it was withheld)."""
+
+    camera: str
+    start: float
+    end: float
+    people: int
+    entered: int
+    in_view: float
+    dwell_s: float | None
+    ended: int
+    votes: dict[str, int] | None
+
+
+@dataclass(frozen=True)
+class CameraBucket:
+    """One camera's face-frame counts (and people's votes, None without v2 windows with votes) in one time step."""
+
+    t: float
+    camera: str
+    counts: dict[str, int]
+    votes: dict[str, int] | None
+    people: bool
 
 
 class Store:
@@ -155,6 +199,7 @@ class Store:
                 self._execute(statement)
             self._add_camera_columns()
             self._commit()
+        self._people_table = self._has_people_table()
 
     def _add_camera_columns(self) -> None:
         if self.postgres:
@@ -165,6 +210,29 @@ class Store:
         for name, kind in CAMERA_COLUMNS.items():
             if name not in present:
                 self._execute(f"ALTER TABLE cameras ADD COLUMN {name} {kind}")
+
+    def _has_people_table(self) -> bool:
+        """Whether ``window_people`` exists (another replica may have created it since we looked)."""
+        if self.postgres:
+            query = f"SELECT to_regclass('{PEOPLE_TABLE}') IS NOT NULL"
+        else:
+            query = f"SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '{PEOPLE_TABLE}'"
+        with self._lock:
+            return bool(self._query(query)[0][0])
+
+    def _people_known(self) -> bool:
+        """For reads: the side table exists (checked again until it does; it never goes away)."""
+        if not self._people_table:
+            self._people_table = self._has_people_table()
+        return self._people_table
+
+    def _create_people_table(self) -> None:
+        """Inside a write's transaction, before its first v2 row: on PostgreSQL under the schema lock (concurrent
+        CREATE ... IF NOT EXISTS can collide), released when the batch commits."""
+        if self.postgres:
+            self._execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+        for statement in PEOPLE_SCHEMA:
+            self._execute(statement)
 
     # -- engine differences, kept here
 
@@ -223,6 +291,7 @@ class Store:
         stored, duplicates, overlapping, accounted = 0, 0, [], []
         seen: dict[tuple[str, str], tuple[str | None, float]] = {}
         with self._lock:
+            people_table = self._people_table
             try:
                 for w in windows:
                     start, end = w.start.timestamp(), w.end.timestamp()
@@ -236,6 +305,14 @@ class Store:
                            *[None if w.counts is None else w.counts[label] for label in emotions.LABELS],
                            w.mean_confidence, w.model.get("sha256", ""), w.model.get("version"), received)
                     if max(self._execute(INSERT_WINDOW, row).rowcount, 0):
+                        if w.has_people:
+                            if not people_table:
+                                self._create_people_table()
+                                people_table = True
+                            self._execute(INSERT_PEOPLE, (
+                                w.venue, w.camera, w.seq, start, end, w.zone, w.people, w.entered, w.in_view,
+                                w.dwell_s, w.ended,
+                                *[None if w.votes is None else w.votes[label] for label in emotions.LABELS]))
                         stored += 1
                         accounted.append((w, True))
                         key = (w.venue, w.camera)
@@ -249,6 +326,7 @@ class Store:
             except Exception:
                 self._rollback()
                 raise
+            self._people_table = people_table
         return WriteResult(stored, duplicates, overlapping)
 
     def _account(self, windows: list[tuple[messages.Window, bool]]) -> None:
@@ -296,8 +374,11 @@ class Store:
             self._commit()
 
     def prune(self, older_than: float) -> int:
+        people = self._people_known()
         with self._lock:
             removed = self._execute("DELETE FROM windows WHERE end_ts < ?", (older_than,)).rowcount
+            if people:
+                self._execute(f"DELETE FROM {PEOPLE_TABLE} WHERE end_ts < ?", (older_than,))
             self._commit()
         return removed
 
@@ -326,29 +407,58 @@ class Store:
                           missing=int(missing or 0))
                 for v, c, z, s, seen, agent, model, health, missing in rows]
 
-    def totals(self, venue: str, since: float, until: float, zone: str | None = None) -> Totals:
-        """Faces and counts of the windows of ``venue`` (and zone) that ended in (since, until]."""
+    def camera_totals(self, venue: str, since: float, until: float, zone: str | None = None
+                      ) -> list[CameraTotals]:
+        """Per camera, the windows of ``venue`` (and zone) that ended in (since, until]: counts summed."""
         where, params = self._where(venue, since, until, zone)
         sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
         with self._lock:
-            row = self._query(f"SELECT {sums}, COUNT(*), COALESCE(SUM(withheld), 0), COUNT(DISTINCT camera) "
-                              f"FROM windows WHERE {where}", params)[0]
-        *sums_row, windows, withheld, cameras = row
-        counts = {label: int(v) for label, v in zip(emotions.LABELS, sums_row)}
-        return Totals(faces=sum(counts.values()), counts=counts, windows=int(windows), withheld=int(withheld),
-                      cameras=int(cameras))
+            rows = self._query(f"SELECT camera, {sums}, COUNT(*), COALESCE(SUM(withheld), 0) FROM windows "
+                               f"WHERE {where} GROUP BY camera ORDER BY camera", params)
+        return [CameraTotals(camera=camera, counts={label: int(v) for label, v in zip(emotions.LABELS, sums_row)},
+                             windows=int(windows), withheld=int(withheld))
+                for camera, *sums_row, windows, withheld in rows]
+
+    def people_windows(self, venue: str, since: float, until: float, zone: str | None = None
+                       ) -> list[PeopleWindow]:
+        """The v2 windows of ``venue`` (and zone) that ended in (since, until], by camera and start; [] while no
+        v2 window was ever stored."""
+        if not self._people_known():
+            return []
+        where, params = self._where(venue, since, until, zone)
+        with self._lock:
+            rows = self._query(f"SELECT camera, start_ts, end_ts, people, entered, in_view, dwell_s, ended, "
+                               f"{', '.join(VOTE_COLUMNS)} FROM {PEOPLE_TABLE} WHERE {where} "
+                               f"ORDER BY camera, start_ts", params)
+        return [PeopleWindow(camera=camera, start=float(start), end=float(end), people=int(people),
+                             entered=int(entered), in_view=float(in_view),
+                             dwell_s=None if dwell is None else float(dwell), ended=int(ended),
+                             votes=None if votes[0] is None else {label: int(v) for label, v in
+                                                                  zip(emotions.LABELS, votes)})
+                for camera, start, end, people, entered, in_view, dwell, ended, *votes in rows]
 
     def series(self, venue: str, since: float, until: float, step: float, zone: str | None = None
-               ) -> list[Bucket]:
-        """Counts summed per ``step``-second bucket of window end time."""
+               ) -> list[CameraBucket]:
+        """Counts (and votes) summed per camera and ``step``-second bucket of window end time, by bucket."""
         where, params = self._where(venue, since, until, zone)
         sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
         bucket = "FLOOR(end_ts / ?) * ?"
         with self._lock:
-            rows = self._query(f"SELECT {bucket} AS bucket, {sums} FROM windows WHERE {where} "
-                               f"GROUP BY bucket ORDER BY bucket", (step, step, *params))
-        return [Bucket(t=float(t), counts={label: int(v) for label, v in zip(emotions.LABELS, sums_row)})
-                for t, *sums_row in rows]
+            rows = self._query(f"SELECT {bucket} AS bucket, camera, {sums} FROM windows WHERE {where} "
+                               f"GROUP BY bucket, camera ORDER BY bucket, camera", (step, step, *params))
+        votes: dict[tuple[float, str], dict[str, int] | None] = {}
+        if self._people_known():
+            vote_sums = ", ".join(f"SUM({column})" for column in VOTE_COLUMNS)
+            with self._lock:
+                people_rows = self._query(f"SELECT {bucket} AS bucket, camera, {vote_sums} FROM {PEOPLE_TABLE} "
+                                          f"WHERE {where} GROUP BY bucket, camera", (step, step, *params))
+            for t, camera, *sums_row in people_rows:  # SUM of only NULLs (every window withheld) is NULL
+                votes[float(t), camera] = None if sums_row[0] is None else {
+                    label: int(v) for label, v in zip(emotions.LABELS, sums_row)}
+        return [CameraBucket(t=float(t), camera=camera,
+                             counts={label: int(v) for label, v in zip(emotions.LABELS, sums_row)},
+                             votes=votes.get((float(t), camera)), people=(float(t), camera) in votes)
+                for t, camera, *sums_row in rows]
 
     @staticmethod
     def _where(venue: str, since: float, until: float, zone: str | None) -> tuple[str, tuple]:

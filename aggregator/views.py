@@ -9,9 +9,9 @@ import datetime as dt
 import time
 from typing import Any
 
-from emo7ion.aggregator.mood import dominant, positivity, shares
-from emo7ion.aggregator.store import Store, Totals
-from emo7ion.core import messages
+from emo7ion.aggregator.mood import CameraTally, CameraWeighting, combine, dominant, positivity, shares
+from emo7ion.aggregator.store import CameraTotals, PeopleWindow, Store
+from emo7ion.core import emotions, messages
 
 
 def iso(ts: float | None) -> str | None:
@@ -31,11 +31,52 @@ def online_count(cameras: list[dict], zone: str | None = None) -> int:
     return sum(1 for c in cameras if c["state"] == "online" and (zone is None or c["zone"] == zone))
 
 
-class Views:
-    """Venues, cameras with their state, the mood of a venue or zone over a window, and time series."""
+def tallies(totals: list[CameraTotals], people: list[PeopleWindow]) -> list[CameraTally]:
+    """Each camera's tally over a period: its face counts, and its people's votes summed over its v2 windows."""
+    votes: dict[str, dict[str, int]] = {}
+    sent_people: set[str] = set()
+    for window in people:
+        sent_people.add(window.camera)
+        if window.votes is not None:
+            own = votes.setdefault(window.camera, dict.fromkeys(emotions.LABELS, 0))
+            for label in emotions.LABELS:
+                own[label] += window.votes[label]
+    return [CameraTally(camera=row.camera, faces=row.counts, votes=votes.get(row.camera),
+                        people=row.camera in sent_people) for row in totals]
 
-    def __init__(self, store: Store, offline_after_s: float, mood_window_s: float):
+
+def people_figures(windows: list[PeopleWindow], online: set[str]) -> dict:
+    """The mood's people figures from the period's v2 windows (ordered by camera and start): in view now (each
+    online camera's latest window's mean faces per frame, summed), seen (per camera, the people of its first
+    window who were counted before it, plus everyone who entered since; summed over cameras, so a person seen
+    by two cameras counts twice), votes, and dwell (the windows' dwell medians averaged, weighted by people who
+    left: a typical time in view, not a true median)."""
+    latest: dict[str, PeopleWindow] = {}
+    seen = votes = ended = 0
+    dwell_total = 0.0
+    for window in windows:
+        if window.camera not in latest:  # the camera's first window in the period
+            seen += window.people - window.entered
+        if window.camera not in latest or window.end > latest[window.camera].end:
+            latest[window.camera] = window
+        seen += window.entered
+        votes += window.people if window.votes is not None else 0
+        if window.dwell_s is not None and window.ended:
+            dwell_total += window.dwell_s * window.ended
+            ended += window.ended
+    in_view = sum(window.in_view for camera, window in latest.items() if camera in online)
+    return {"people_in_view": round(in_view, 1), "people_seen": seen, "votes": votes,
+            "dwell_s": round(dwell_total / ended, 1) if ended else None}
+
+
+class Views:
+    """Venues, cameras with their state, the mood of a venue or zone over a window, and time series.
+    ``weighting``: how much one camera may weigh in a mood (:mod:`mood`)."""
+
+    def __init__(self, store: Store, offline_after_s: float, mood_window_s: float,
+                 weighting: CameraWeighting | None = None):
         self.store, self.offline_after_s, self.mood_window_s = store, offline_after_s, mood_window_s
+        self.weighting = weighting or CameraWeighting()
 
     def cameras(self, venue: str | None = None, now: float | None = None) -> list[dict]:
         now = time.time() if now is None else now
@@ -62,24 +103,37 @@ class Views:
         now = time.time() if now is None else now
         window_s = self.mood_window_s if window_s is None else window_s
         rows = self.cameras(venue, now) if cameras is None else cameras
-        current: Totals = self.store.totals(venue, now - window_s, now, zone)
-        previous: Totals = self.store.totals(venue, now - 2 * window_s, now - window_s, zone)
-        now_positivity, before = positivity(current.counts), positivity(previous.counts)
+        current = self.store.camera_totals(venue, now - window_s, now, zone)
+        people = self.store.people_windows(venue, now - window_s, now, zone)
+        previous = self.store.camera_totals(venue, now - 2 * window_s, now - window_s, zone)
+        previous_people = self.store.people_windows(venue, now - 2 * window_s, now - window_s, zone)
+        counts = combine(tallies(current, people), self.weighting)
+        before = positivity(combine(tallies(previous, previous_people), self.weighting))
+        now_positivity = positivity(counts)
+        online = {c["camera"] for c in rows if c["state"] == "online" and (zone is None or c["zone"] == zone)}
         return messages.Mood(
             venue=venue, zone=zone, ts=dt.datetime.fromtimestamp(now, dt.UTC), window_s=window_s,
-            faces=current.faces, cameras_online=online_count(rows, zone), shares=shares(current.counts),
-            dominant=dominant(current.counts), positivity=now_positivity,
+            faces=sum(sum(row.counts.values()) for row in current), cameras_online=online_count(rows, zone),
+            shares=shares(counts), dominant=dominant(counts), positivity=now_positivity,
             trend=None if now_positivity is None or before is None else round(now_positivity - before, 4),
-            withheld_windows=current.withheld)
+            withheld_windows=sum(row.withheld for row in current),
+            **(people_figures(people, online) if people else {}))
 
     def timeseries(self, venue: str, minutes: float, step_s: float, zone: str | None = None,
                    now: float | None = None) -> dict:
+        """Per time step: the face-frame counts summed, and the shares and positivity of the cameras combined as
+        in the mood (people's votes where cameras send them, each camera's weight bounded)."""
         now = time.time() if now is None else now
-        points = []
+        by_time: dict[float, list] = {}
         for bucket in self.store.series(venue, now - minutes * 60, now, step_s, zone):
-            counts = bucket.counts
-            points.append({"t": iso(bucket.t), "faces": sum(counts.values()), "counts": counts,
-                           "shares": shares(counts), "positivity": positivity(counts)})
+            by_time.setdefault(bucket.t, []).append(bucket)
+        points = []
+        for t, buckets in by_time.items():
+            counts = {label: sum(b.counts[label] for b in buckets) for label in emotions.LABELS}
+            combined = combine([CameraTally(camera=b.camera, faces=b.counts, votes=b.votes, people=b.people)
+                                for b in buckets], self.weighting)
+            points.append({"t": iso(t), "faces": sum(counts.values()), "counts": counts,
+                           "shares": shares(combined), "positivity": positivity(combined)})
         return {"venue": venue, "zone": zone, "step_s": step_s, "points": points}
 
 

@@ -196,7 +196,16 @@ class Health:
 class Mood:
     """A venue's (or zone's) mood over the sliding window, as the aggregator publishes it retained on
     :func:`mood_topic`. ``shares``, ``dominant`` and ``positivity`` are None when no face was counted;
-    ``trend`` also when the previous window had none."""
+    ``trend`` also when the previous window had none.
+
+    The people figures (issue 17) are None unless a camera of the venue (or zone) sent a v2 window (with
+    people) in the period; only then does the payload carry them, so a venue of v1 cameras publishes the v1 mood
+    byte for byte. ``people_in_view``: the sum over the online cameras of the mean faces per frame in each one's
+    latest window. ``people_seen``: people counted by the cameras in the period (each camera's people already in
+    view when the period began plus those who entered since), a person seen by two cameras counting twice.
+    ``votes``: the people's votes the shares were made of (one per person per window). ``dwell_s``: the mean of
+    the windows' median times in view of the people who left, weighted by how many left (None when nobody left).
+    """
 
     venue: str
     zone: str | None
@@ -209,14 +218,27 @@ class Mood:
     positivity: float | None
     trend: float | None
     withheld_windows: int
+    people_in_view: float | None = None
+    people_seen: int | None = None
+    votes: int | None = None
+    dwell_s: float | None = None
+
+    @property
+    def has_people(self) -> bool:
+        return self.people_seen is not None
 
     def document(self) -> dict:
-        """The JSON object served by the API (the payload without ``v`` and ``type``)."""
-        return {"venue": self.venue, "zone": self.zone, "ts": utc_iso(self.ts), "window_s": self.window_s,
+        """The JSON object served by the API (the payload without ``v`` and ``type``); the people keys only when
+        the venue has people data in the period."""
+        body = {"venue": self.venue, "zone": self.zone, "ts": utc_iso(self.ts), "window_s": self.window_s,
                 "faces": self.faces, "cameras_online": self.cameras_online,
                 "shares": None if self.shares is None else {label: self.shares[label] for label in emotions.LABELS},
                 "dominant": self.dominant, "positivity": self.positivity, "trend": self.trend,
                 "withheld_windows": self.withheld_windows}
+        if self.has_people:
+            body.update({"people_in_view": self.people_in_view, "people_seen": self.people_seen,
+                         "votes": self.votes, "dwell_s": self.dwell_s})
+        return body
 
     def same_as(self, other: Mood | None) -> bool:
         """Equal but for the time it was computed: nothing new to push."""
@@ -445,10 +467,15 @@ def _optional_float(body: dict, field: str, low: float, high: float, present: bo
     return _float(body, field, low, high)
 
 
+MOOD_PEOPLE_FIELDS = frozenset({"people_in_view", "people_seen", "votes", "dwell_s"})
+"""A mood's people keys: all present (a venue with people data in the period) or none (v1 cameras only)."""
+
+
 def parse_mood(topic: str, payload: bytes) -> Mood:
     """Validate one message of a mood topic (what a subscriber reads); the Mood, or MessageError naming
     what is wrong. As strict as :func:`parse`: no unknown fields, numbers in range, shares and dominant
-    present exactly when faces were counted."""
+    present exactly when faces were counted (with people: shares, dominant and positivity together, and only
+    when faces were counted, since a venue's cameras may count faces without anyone voting)."""
     parts = topic.split("/")
     if not is_mood_topic(topic):
         raise MessageError(f"topic {topic!r} is not {ROOT}/<venue>/mood[/<zone>]", "topic")
@@ -456,13 +483,14 @@ def parse_mood(topic: str, payload: bytes) -> Mood:
     body = _load(payload)
     if body.get("type") != "mood":
         raise MessageError(f"payload type {body.get('type')!r} is not 'mood'", "source")
+    people = bool(MOOD_PEOPLE_FIELDS & body.keys())
     _fields(body, {"v", "type", "venue", "zone", "ts", "window_s", "faces", "cameras_online", "shares", "dominant",
-                   "positivity", "trend", "withheld_windows"})
+                   "positivity", "trend", "withheld_windows"} | (MOOD_PEOPLE_FIELDS if people else set()))
     if body["venue"] != venue or body["zone"] != zone:
         raise MessageError(f"payload venue/zone {body['venue']!r}/{body['zone']!r} do not match the topic's "
                            f"{venue}/{zone}", "source")
     faces = _int(body, "faces", 0, MAX_SEQ)
-    counted = faces > 0
+    counted = faces > 0 and (not people or body["shares"] is not None)
     shares = body["shares"]
     if counted:
         if not isinstance(shares, dict) or set(shares) != set(emotions.LABELS):
@@ -474,7 +502,13 @@ def parse_mood(topic: str, payload: bytes) -> Mood:
         raise MessageError("shares and dominant must be null when no face was counted")
     positivity = _optional_float(body, "positivity", -1.0, 1.0, counted)
     trend = _optional_float(body, "trend", -2.0, 2.0, counted and body["trend"] is not None)
+    figures = {}
+    if people:
+        figures = {"people_in_view": _float(body, "people_in_view", 0.0, float(MAX_SEQ)),
+                   "people_seen": _int(body, "people_seen", 0, MAX_SEQ), "votes": _int(body, "votes", 0, MAX_SEQ),
+                   "dwell_s": _float(body, "dwell_s", 0.0, float(MAX_DWELL_S), optional=True)}
     return Mood(venue=venue, zone=zone, ts=parse_time(body["ts"], "ts"),
                 window_s=_float(body, "window_s", 0.001, MAX_MOOD_WINDOW_S), faces=faces,
                 cameras_online=_int(body, "cameras_online", 0, MAX_SEQ), shares=shares, dominant=body["dominant"],
-                positivity=positivity, trend=trend, withheld_windows=_int(body, "withheld_windows", 0, MAX_SEQ))
+                positivity=positivity, trend=trend, withheld_windows=_int(body, "withheld_windows", 0, MAX_SEQ),
+                **figures)
