@@ -14,6 +14,52 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emo7ion.core import faces
+
+
+@dataclass(frozen=True)
+class DetectorFraming:
+    """A face framed as the device frames it: a simulated detector box on the dataset frame, grown by the crop
+    contract's margin into a square (``core.faces.square_box``), is what the rest of the augmentation moves.
+
+    A device never sees a FER2013 frame: it sees the square around a detector box. Each box is drawn from the
+    statistics of the shipped CenterFace's boxes on FER2013 faces (``emo7ion evaluate --through-detector``: box
+    width, height and centre offset as fractions of the 48 px frame; each a (median, standard deviation) pair,
+    measured on 1,500 train faces), independently, clipped to ``limit`` standard deviations.
+    """
+
+    width: tuple[float, float] = (0.824, 0.088)
+    height: tuple[float, float] = (0.954, 0.082)
+    centre_x: tuple[float, float] = (-0.006, 0.032)
+    centre_y: tuple[float, float] = (0.010, 0.030)
+    margin: float = faces.DEFAULT_MARGIN
+    limit: float = 2.0
+
+    def boxes(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n, 4) boxes x, y, w, h in frame units (0..1 across the dataset face)."""
+        def draw(stat: tuple[float, float]) -> np.ndarray:
+            median, std = stat
+            return median + std * np.clip(rng.standard_normal(n), -self.limit, self.limit)
+
+        w, h = np.maximum(draw(self.width), 0.05), np.maximum(draw(self.height), 0.05)
+        cx, cy = 0.5 + draw(self.centre_x), 0.5 + draw(self.centre_y)
+        return np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+
+    def crop_matrices(self, boxes: np.ndarray, size: int) -> np.ndarray:
+        """(n, 3, 3) matrices taking a ``size`` px frame to the ``size`` px crop of the square around each box,
+        in OpenCV's pixel-centre coordinates: the same square ``core.faces.square_box`` cuts on a device."""
+        x, y, w, h = (boxes[:, k] * size for k in range(4))
+        side = np.maximum(w, h) * (1.0 + 2.0 * self.margin)
+        x0, y0 = x + w / 2 - side / 2, y + h / 2 - side / 2
+        k = size / side
+        m = np.zeros((len(boxes), 3, 3))
+        m[:, 0, 0] = m[:, 1, 1] = k
+        # pixel edges: dst = (src - x0) * k; pixel centres sit half a pixel inside their edges
+        m[:, 0, 2] = k * (0.5 - x0) - 0.5
+        m[:, 1, 2] = k * (0.5 - y0) - 0.5
+        m[:, 2, 2] = 1.0
+        return m
+
 
 @dataclass(frozen=True)
 class AugmentSpec:
@@ -26,10 +72,25 @@ class AugmentSpec:
     erase_probability: float = 0.5
     erase_area: tuple[float, float] = (0.02, 0.15)
     single_resample: bool = True  # False: rotate, shift and zoom each resample (the pre-1.2 recipe)
+    framing: DetectorFraming | None = None  # crop each face as a device would first (``emo7ion train --framing``)
+
+    def __post_init__(self) -> None:
+        if self.framing is not None and not self.single_resample:
+            raise ValueError("detector framing needs the single-resample augmentation (the three-resample "
+                             "emulation is for the 1.1 ablation only)")
 
 
 def affine_matrices(rng: np.random.Generator, n: int, size: int, spec: AugmentSpec) -> np.ndarray:
-    """(n, 2, 3) forward matrices: mirror, rotate and zoom about the centre, then shift."""
+    """(n, 2, 3) forward matrices: the device's framing when asked, then mirror, rotate and zoom about the
+    centre, then shift, composed into one matrix per face."""
+    moves = _moves(rng, n, size, spec)
+    if spec.framing is None:
+        return moves
+    crop = spec.framing.crop_matrices(spec.framing.boxes(rng, n), size)
+    return np.einsum("nij,njk->nik", moves, crop)
+
+
+def _moves(rng: np.random.Generator, n: int, size: int, spec: AugmentSpec) -> np.ndarray:
     centre = (size - 1) / 2.0
     angle = np.deg2rad(rng.uniform(-spec.rotation_degrees, spec.rotation_degrees, n))
     scale = rng.uniform(1.0 - spec.zoom, 1.0 + spec.zoom, n)

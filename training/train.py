@@ -40,6 +40,7 @@ class TrainConfig:
     hparams: dict = field(default_factory=dict)
     init_weights: str | None = None  # start from this .keras model's weights (fine-tuning, a second cycle)
     three_resamples: bool = False  # the pre-1.2 augmentation (rotate, shift, zoom each resample): ablation only
+    framing: bool = False  # crop each face around a simulated detector box first (augment.DetectorFraming)
     time_budget_minutes: float | None = None  # end the cosine early enough to finish inside this (lent GPUs)
 
     def validate(self) -> None:
@@ -74,10 +75,11 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
 
 def make_datasets(train, val, config: TrainConfig, first_epoch: int = 0):
     """Augmented, reshuffled training batches and plain val batches, on any Keras backend."""
-    from emo7ion.training.augment import AugmentSpec
+    from emo7ion.training.augment import AugmentSpec, DetectorFraming
     from emo7ion.training.batches import face_batches
 
-    spec = AugmentSpec(single_resample=not config.three_resamples)
+    spec = AugmentSpec(single_resample=not config.three_resamples,
+                       framing=DetectorFraming() if config.framing else None)
     train_batches = face_batches(train.x, train.y, config.batch_size, seed=config.seed, augment=spec, shuffle=True,
                                  first_epoch=first_epoch)
     val_batches = face_batches(val.x, val.y, 256)

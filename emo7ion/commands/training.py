@@ -42,6 +42,10 @@ def register(commands) -> None:
     train.add_argument("--time-budget", type=float, metavar="MINUTES",
                        help="finish within MINUTES (data loading included): after each epoch the cosine's end moves "
                             "to the last epoch that fits, so a run on a lent machine still anneals fully")
+    train.add_argument("--framing", action="store_true",
+                       help="frame each training face as a device does: the square around a detector box drawn "
+                            "from CenterFace's measured boxes on FER2013, grown by the crop contract's margin, "
+                            "before the usual moves (off by default: not yet measured in a full training run)")
     train.set_defaults(handler=run_train)
 
     tune = commands.add_parser(
@@ -87,8 +91,29 @@ def register(commands) -> None:
     evaluate.add_argument("--threads", type=int, default=1, help="interpreter threads for .tflite (default: 1)")
     evaluate.add_argument("--interpreter", choices=["ai_edge_litert", "tflite_runtime", "tensorflow"],
                           help="TFLite interpreter to use (default: the first installed)")
-    evaluate.add_argument("--flip", action="store_true",
-                          help="average each face with its mirror image (the agent's default; costs a 2x batch)")
+    evaluate.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                          help="average each face with its mirror image (the agent's default; costs a 2x batch). "
+                               "Default: off, on with --through-detector (as the agent runs)")
+    device = evaluate.add_argument_group(
+        "through the detector",
+        "--through-detector scores the device's path: each face upscaled onto a canvas, found by the face "
+        "detector, cropped by the core/faces contract (box + margin, square, 48x48) and classified; the report "
+        "gives the share of faces detected, accuracy on them through the detector and in the dataset's own "
+        "framing (the same faces), per class, and the detector's box statistics.")
+    device.add_argument("--through-detector", action="store_true", help="score the device's path (see above)")
+    device.add_argument("--margins", default=None, metavar="M[,M...]",
+                        help="crop margins to compare, comma-separated; the first is the headline "
+                             "(default: the classifier's contract margin)")
+    device.add_argument("--canvas-fill", choices=["gray", "mean", "replicate"], default="gray",
+                        help="the canvas around each face: mid-gray, the mean of the face's outer pixels, or its "
+                             "edge pixels replicated (default: %(default)s, chosen by measurement: MODEL_CARD.md)")
+    device.add_argument("--canvas-scale", type=int, default=4, help="face upscale on the canvas (default: %(default)s)")
+    device.add_argument("--canvas-pad", type=float, default=0.25,
+                        help="canvas border each side, as a fraction of the upscaled face (default: %(default)s)")
+    device.add_argument("--subset", type=int, metavar="N", help="a class-stratified subset of N faces")
+    device.add_argument("--detector", metavar="NAME", help="detector type (default: the agent's default detector)")
+    device.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a detector option, e.g. threshold=0.4 (repeatable)")
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -108,7 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
                          label_smoothing=args.label_smoothing, class_weights=args.class_weights,
                          patience=args.patience, seed=args.seed, subset=args.subset, hparams=hparams,
                          init_weights=args.init_weights, warmup_epochs=args.warmup_epochs,
-                         time_budget_minutes=args.time_budget)
+                         time_budget_minutes=args.time_budget, framing=args.framing)
     summary = train(config, resume=args.resume, output=args.output)
     print(json.dumps(summary))
     return 0
@@ -135,11 +160,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from emo7ion.training import metrics
     from emo7ion.training.evaluate import evaluate
 
+    if args.through_detector:
+        return run_evaluate_through_detector(args)
+    flip = bool(args.flip)
     summary = evaluate(args.model, args.data_dir, split=args.split, batch_size=args.batch_size,
                        threads=args.threads, interpreter=args.interpreter, progress=sys.stderr.isatty(),
-                       flip=args.flip)
+                       flip=flip)
     print(f"model {summary['model']} ({summary['format']}"
-          + (", face and mirror averaged" if args.flip else "")
+          + (", face and mirror averaged" if flip else "")
           + (f", {summary['input_dtype']} input, {summary['interpreter']}" if summary["format"] == "tflite" else "")
           + f") on {summary['data']}")
     print(metrics.format_report(summary))
@@ -150,3 +178,38 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     return 0
+
+
+def run_evaluate_through_detector(args: argparse.Namespace) -> int:
+    """The device's path on a labelled set; the detector is built here (the training floor imports only core)."""
+    from emo7ion.commands.edge_detect import detector_options
+    from emo7ion.core import faces
+    from emo7ion.edge.detect import registry
+    from emo7ion.training.evaluate_through_detector import Canvas, evaluate_through_detector, format_report
+
+    margins = _margins(args.margins) if args.margins else [faces.DEFAULT_MARGIN]
+    detector = registry.create(detector_options(args.detector, args.option))
+    canvas = Canvas(scale=args.canvas_scale, pad=args.canvas_pad, fill=args.canvas_fill)
+    report = evaluate_through_detector(args.model, args.data_dir, detector.detect, split=args.split,
+                                       margins=margins, canvas=canvas,
+                                       flip=True if args.flip is None else args.flip, subset=args.subset,
+                                       batch_size=args.batch_size, threads=args.threads,
+                                       interpreter=args.interpreter, progress=True)
+    report["detector"] = detector_options(args.detector, args.option)
+    print(f"model {report['model']} ({report['format']}"
+          + (", face and mirror averaged" if report["flip_average"] else "")
+          + f") through {report['detector']['type']} on {report['data']}")
+    print(format_report(report))
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+def _margins(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--margins {text!r}: expected numbers separated by commas, e.g. 0.1,0.05") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"--margins {text!r}: expected margins within 0..1")
+    return values
