@@ -29,6 +29,8 @@ class ModelError(RuntimeError):
 class Prediction(NamedTuple):
     label: str
     confidence: float
+    probabilities: np.ndarray | None = None
+    """All seven class probabilities in canonical order: what the edge tracker averages into one vote per person."""
 
 
 def interpreter_class(prefer: str | None = None):
@@ -189,4 +191,4 @@ class EmotionClassifier:
     def classify(self, batch: np.ndarray) -> list[Prediction]:
         probs = self.predict(batch)
         best = probs.argmax(axis=1)
-        return [Prediction(emotions.LABELS[i], float(p[i])) for i, p in zip(best, probs)]
+        return [Prediction(emotions.LABELS[i], float(p[i]), p) for i, p in zip(best, probs)]

@@ -1,0 +1,118 @@
+"""edge/track: boxes become anonymous tracks by overlap and nearness; gaps end them; a split person stays one."""
+
+import numpy as np
+
+from emo7ion.core import emotions
+from emo7ion.core.runtime import Prediction
+from emo7ion.edge.track import Tracker, greedy_assignment
+from emo7ion.edge.window import WindowCounter
+
+MODEL = {"sha256": "ab" * 32, "version": "test"}
+
+
+def numbers(tracks) -> list[int]:
+    return [t.number for t in tracks]
+
+
+def test_greedy_assignment_takes_the_best_overlap_first_and_each_side_once():
+    iou = np.array([[0.9, 0.6, 0.0],
+                    [0.8, 0.1, 0.0],
+                    [0.0, 0.0, 0.2]])
+    assert sorted(greedy_assignment(iou, 0.3)) == [(0, 0)]  # row 1 lost its only match; 0.2 is below the bar
+    assert sorted(greedy_assignment(iou, 0.05)) == [(0, 0), (1, 1), (2, 2)]
+    assert greedy_assignment(np.zeros((0, 3)), 0.3) == []
+
+
+def test_faces_that_move_keep_their_tracks_and_new_faces_get_new_ones():
+    tracker = Tracker(iou=0.3, max_gap_s=1.0)
+    first, ended = tracker.update([(100, 100, 40, 40), (300, 100, 40, 40)], ts=0.0)
+    assert ended == [] and len(set(numbers(first))) == 2
+    # both walk right 10 px a frame; listed in the other order; a third face arrives far away
+    second, _ = tracker.update([(310, 100, 40, 40), (110, 100, 40, 40), (600, 400, 40, 40)], ts=0.2)
+    assert numbers(second)[:2] == numbers(first)[::-1] and numbers(second)[2] not in numbers(first)
+    third, _ = tracker.update([(120, 101, 40, 40), (320, 99, 40, 40), (600, 400, 40, 40)], ts=0.4)
+    assert numbers(third) == [numbers(first)[0], numbers(first)[1], numbers(second)[2]]
+    left = third[0]
+    assert (left.hits, left.first_ts, left.last_ts) == (3, 0.0, 0.4)
+    assert abs(left.velocity[0] - 50.0) < 1e-6  # 10 px per 0.2 s, learnt from the detections
+    assert np.allclose(left.predict(0.6)[:2], (130, 101), atol=1.0)
+
+
+def test_a_fast_small_face_continues_by_nearness_not_overlap():
+    """A 20 px face moving 12 px a frame overlaps its last box by IoU 0.25: nearness keeps it one track."""
+    boxes = [[(100 + 12 * i, 100, 20, 20)] for i in range(6)]
+    near, overlap_only = Tracker(iou=0.3, max_jump=1.0), Tracker(iou=0.3, max_jump=0.0)
+    assert len({t.number for i, b in enumerate(boxes) for t in near.update(b, i / 5)[0]}) == 1
+    assert len({t.number for i, b in enumerate(boxes) for t in overlap_only.update(b, i / 5)[0]}) > 1
+
+
+def test_a_track_ends_after_the_gap_and_a_returning_face_is_someone_new():
+    tracker = Tracker(iou=0.3, max_gap_s=1.0)
+    (face,), _ = tracker.update([(100, 100, 40, 40)], ts=0.0)
+    assert tracker.update([], ts=0.5) == ([], [])  # missed for 0.5 s: still alive
+    (again,), ended = tracker.update([(101, 100, 40, 40)], ts=0.9)
+    assert again is face and ended == []
+    _, ended = tracker.update([], ts=1.8)  # 0.9 s since: alive
+    assert ended == []
+    _, ended = tracker.update([], ts=2.0)  # 1.1 s since its last detection: gone
+    assert ended == [face] and tracker.live == [] and face.seconds_in_view == 0.9
+    (back,), _ = tracker.update([(100, 100, 40, 40)], ts=2.1)
+    assert back is not face  # no appearance memory: the same place later is a new track
+
+
+def test_a_face_is_matched_after_a_gap_longer_than_max_gap_when_no_detector_frame_came_between():
+    """detect_every N at a low frame rate: detector frames can be further apart than max_gap_s."""
+    tracker = Tracker(max_gap_s=1.0)
+    (face,), _ = tracker.update([(100, 100, 40, 40)], ts=0.0)
+    (again,), ended = tracker.update([(102, 100, 40, 40)], ts=1.5)
+    assert again is face and ended == []
+
+
+def test_time_going_back_ends_every_track():
+    tracker = Tracker()
+    (face,), _ = tracker.update([(100, 100, 40, 40)], ts=10.0)
+    (new,), ended = tracker.update([(100, 100, 40, 40)], ts=0.0)  # a recording that starts again
+    assert ended == [face] and new is not face
+
+
+def test_only_faces_found_twice_and_in_the_last_detector_frame_are_carried():
+    tracker = Tracker()
+    tracker.update([(100, 100, 40, 40), (300, 100, 40, 40)], ts=0.0)
+    tracks, _ = tracker.update([(110, 100, 40, 40), (600, 100, 40, 40)], ts=0.2)  # the face at 300 is missed
+    carried = tracker.carried(0.3)
+    assert [t for t, _ in carried] == [tracks[0]]  # not the missed one, not the one seen once
+    assert np.allclose(carried[0][1], (115, 100, 40, 40))
+    assert tracker.carried(0.3, width=100, height=720) == []  # its centre has left a 100 px wide frame
+
+
+def said(label: str) -> Prediction:
+    probabilities = np.full(emotions.NUM_CLASSES, 0.02)
+    probabilities[emotions.LABELS.index(label)] = 0.88
+    return Prediction(label, 0.88, probabilities)
+
+
+def test_one_person_the_tracker_splits_into_many_tracks_never_counts_as_three():
+    """An unlucky venue or an attacker: one face that jumps across the view every few frames (a flickering
+    detector, a mirror, someone playing with the rule). The real tracker splits it into many tracks, each long
+    enough to count as a person, and the window still withholds: one face per frame is at most one person."""
+    tracker = Tracker(iou=0.3, max_gap_s=1.0)
+    window = WindowCounter("v", "c", 60, 3, MODEL, now=0, min_track_frames=3)
+    spots = [(50, 50), (600, 50), (50, 400), (600, 400), (300, 250), (900, 500)]
+    ts = 0.0
+    for _ in range(4):
+        for x, y in spots:
+            for _frame in range(4):
+                tracks, ended = tracker.update([(x, y, 60, 60)], ts)
+                window.add_frame([said("happy")], tracks, ended)
+                ts += 0.2
+    record = window.close(seq=0, now=60)
+    assert record.people >= 6  # the tracker was fooled: every jump made a new track
+    assert record.withheld and record.counts is None and record.votes is None and record.mean_confidence is None
+    # and three real people, standing still, do share
+    window = WindowCounter("v", "c", 60, 3, MODEL, now=60, min_track_frames=3)
+    tracker = Tracker()
+    for index in range(4):
+        tracks, ended = tracker.update([(50, 50, 60, 60), (600, 50, 60, 60), (50, 400, 60, 60)], 60 + index * 0.2)
+        window.add_frame([said("happy")] * 3, tracks, ended)
+    record = window.close(seq=1, now=120)
+    assert record.people == 3 and not record.withheld and record.votes["happy"] == 3
