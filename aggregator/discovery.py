@@ -24,6 +24,7 @@ class Sensor:
     key: str          # the mood document's field, and the last part of the object id
     name: str
     extra: dict
+    optional: bool = False  # a people figure: absent from moods without people data (HA shows unknown)
 
 
 def sensors(window_s: float) -> tuple[Sensor, ...]:
@@ -35,6 +36,25 @@ def sensors(window_s: float) -> tuple[Sensor, ...]:
         Sensor("faces", f"Face detections in the last {minutes} min",
                {"state_class": "measurement", "unit_of_measurement": "detections", "icon": "mdi:face-recognition"}),
         Sensor("cameras_online", "Cameras online", {"state_class": "measurement", "icon": "mdi:cctv"}),
+    )
+
+
+def people_sensors(window_s: float) -> tuple[Sensor, ...]:
+    """Announced for a venue (or zone) once its mood carries people figures (a camera sent v2 windows): a venue
+    of v1 cameras gets exactly the four sensors it always had. The names say what is counted, including that
+    the cameras' figures are summed, so one person seen by two cameras counts twice."""
+    minutes = f"{window_s / 60:g}"
+    return (
+        Sensor("people_in_view", "People in view now (summed over cameras: one seen by two counts twice)",
+               {"state_class": "measurement", "unit_of_measurement": "people", "icon": "mdi:account-group",
+                "suggested_display_precision": 1}, optional=True),
+        Sensor("people_seen", f"People seen by the cameras in the last {minutes} min (one seen by two cameras "
+                              "counts twice)",
+               {"state_class": "measurement", "unit_of_measurement": "people", "icon": "mdi:account-multiple"},
+               optional=True),
+        Sensor("dwell_s", "Time in view of people who left (mean of per-window medians)",
+               {"state_class": "measurement", "device_class": "duration", "unit_of_measurement": "s",
+                "icon": "mdi:timer-outline", "suggested_display_precision": 0}, optional=True),
     )
 
 
@@ -54,8 +74,9 @@ def sensor_config(sensor: Sensor, venue: str, zone: str | None, availability_top
         "name": f"{where}{sensor.name}",
         "unique_id": f"emo7ion.{venue}.{zone or ''}.{sensor.key}",
         "state_topic": messages.mood_topic(venue, zone),
-        # HA reads a rendered "None" (no faces in the window yet) as "unknown".
-        "value_template": f"{{{{ value_json.{sensor.key} }}}}",
+        # HA reads a rendered "None" (no faces in the window yet, no people figures) as "unknown".
+        "value_template": (f"{{{{ value_json.{sensor.key} | default(none) }}}}" if sensor.optional
+                           else f"{{{{ value_json.{sensor.key} }}}}"),
         "availability_topic": availability_topic,
         "payload_available": "online",
         "payload_not_available": "offline",
@@ -73,19 +94,23 @@ class Discovery:
         """``publish(topic, payload)``: retained at QoS 1 on the aggregator's connection."""
         self.publish, self.prefix, self.availability_topic = publish, prefix, availability_topic
         self.sensors = sensors(window_s)
+        self.people_sensors = people_sensors(window_s)
         self.version = emo7ion_version()
-        self._announced: set[tuple[str, str | None]] = set()
+        self._announced: set[tuple[str, str | None, bool]] = set()
 
     def forget(self) -> None:
         """After a reconnect: the broker may have lost retained messages (a broker without persistence)."""
         self._announced.clear()
 
-    def announce(self, venue: str, zone: str | None) -> None:
-        if (venue, zone) in self._announced:
-            return
-        for sensor in self.sensors:
-            body = sensor_config(sensor, venue, zone, self.availability_topic, self.version)
-            self.publish(config_topic(self.prefix, venue, zone, sensor.key), json.dumps(body, separators=(",", ":")))
-        self._announced.add((venue, zone))
-        log.info("Home Assistant discovery: %d sensors for %s%s under %s/", len(self.sensors), venue,
-                 "" if zone is None else f"/{zone}", self.prefix)
+    def announce(self, venue: str, zone: str | None, people: bool = False) -> None:
+        """The mood sensors, and with ``people`` (the mood carries people figures) the people sensors too."""
+        for kind, group in ((False, self.sensors), (True, self.people_sensors)):
+            if (kind and not people) or (venue, zone, kind) in self._announced:
+                continue
+            for sensor in group:
+                body = sensor_config(sensor, venue, zone, self.availability_topic, self.version)
+                self.publish(config_topic(self.prefix, venue, zone, sensor.key),
+                             json.dumps(body, separators=(",", ":")))
+            self._announced.add((venue, zone, kind))
+            log.info("Home Assistant discovery: %d %ssensors for %s%s under %s/", len(group),
+                     "people " if kind else "", venue, "" if zone is None else f"/{zone}", self.prefix)

@@ -9,14 +9,16 @@ How cameras are combined (docs/architecture.md, "How a venue's mood is weighted"
 - A venue (or zone) with people data in the period (any camera sent a v2 window) combines the cameras' own
   shares with ``CameraWeighting.rule``: ``equal`` (the default) gives each reporting camera the same weight, so
   one camera moves any share by at most 1/N of N cameras reporting; ``capped`` weights a camera by its votes,
-  capped at ``cap`` times the (lower) median camera's, a v1 camera there counting as the median camera.
+  capped at ``cap`` times the median camera's, a v1 camera there counting as the median camera.
 - A venue with face counts only (every camera still v1) sums face-frame counts as v1 always did, but a camera's
-  faces count at most ``cap`` times the (lower) median camera's faces. Where no camera exceeds that, the mood
-  is exactly the v1 mood (the v1 replay test holds it byte for byte).
+  faces count at most ``cap`` times the median camera's faces (of three or more cameras, one camera far above
+  the rest cannot lift the median; of two, the cap cannot bind). Where no camera exceeds that, the mood is
+  exactly the v1 mood (the v1 replay test holds it byte for byte).
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from emo7ion.core import emotions
@@ -78,12 +80,6 @@ class CameraTally:
         return self.votes if self.votes is not None else self.faces
 
 
-def lower_median(values: list[float]) -> float:
-    """The ceil(n/2)-th smallest: one outlier (a camera far above the rest) never lifts it, even of two."""
-    ordered = sorted(values)
-    return ordered[(len(ordered) - 1) // 2]
-
-
 def combine(cameras: list[CameraTally], weighting: CameraWeighting) -> dict[str, float]:
     """The venue's (or zone's) weighted tally, whose :func:`shares`, :func:`positivity` and :func:`dominant` are
     its mood. Cameras with nothing counted do not report and weigh nothing."""
@@ -99,9 +95,9 @@ def combine(cameras: list[CameraTally], weighting: CameraWeighting) -> dict[str,
         weights = {c.camera: 1.0 for c in reporting}
     else:
         voting = [sizes[c.camera] for c in reporting if c.votes is not None] or list(sizes.values())
-        typical = lower_median(voting)
+        typical = statistics.median(voting)
         raw = {c.camera: sizes[c.camera] if c.votes is not None else typical for c in reporting}
-        cap = weighting.cap * lower_median(list(raw.values()))
+        cap = weighting.cap * statistics.median(list(raw.values()))
         weights = {camera: min(value, cap) for camera, value in raw.items()}
     for camera in reporting:
         scale = weights[camera.camera] / sizes[camera.camera]
@@ -114,7 +110,7 @@ def _faces_capped(cameras: list[CameraTally], cap_factor: float) -> dict[str, fl
     """v1 venues: face-frame counts summed, a camera's faces capped at ``cap_factor`` times the median camera's.
     An uncapped camera adds its integers as they are, so a venue where no cap binds gets exactly v1's sums."""
     sizes = {c.camera: sum(c.faces.values()) for c in cameras}
-    cap = cap_factor * lower_median(list(sizes.values()))
+    cap = cap_factor * statistics.median(list(sizes.values()))
     total: dict[str, float] = {label: 0 for label in emotions.LABELS}
     for camera in cameras:
         size = sizes[camera.camera]

@@ -74,6 +74,6 @@ class MoodPublisher:
                 topic = messages.mood_topic(venue, zone)
                 if self._pushed.changed(topic, current) and self.link.connected:
                     if self.discovery is not None:
-                        self.discovery.announce(venue, zone)
+                        self.discovery.announce(venue, zone, people=current.has_people)
                     self.publish(topic, messages.mood_payload(current))
                     self._pushed.mark(topic, current)

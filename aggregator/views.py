@@ -65,7 +65,7 @@ def people_figures(windows: list[PeopleWindow], online: set[str]) -> dict:
             dwell_total += window.dwell_s * window.ended
             ended += window.ended
     in_view = sum(window.in_view for camera, window in latest.items() if camera in online)
-    return {"people_in_view": round(in_view, 1), "people_seen": seen, "votes": votes,
+    return {"people_in_view": round(float(in_view), 1), "people_seen": seen, "votes": votes,
             "dwell_s": round(dwell_total / ended, 1) if ended else None}
 
 

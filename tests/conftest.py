@@ -125,7 +125,9 @@ class LiveAggregator:
         self._http = None
 
     def publish_window(self, venue: str, camera: str, counts: dict, zone: str | None = None,
-                       end: float | None = None, length_s: float = 10.0) -> int:
+                       end: float | None = None, length_s: float = 10.0, people: dict | None = None) -> int:
+        """``people``: a v2 window's figures (people, entered, votes as a partial dict, in_view, dwell_s, ended)."""
+        import dataclasses
         import datetime as dt
 
         from emo7ion.core import emotions, messages
@@ -138,6 +140,10 @@ class LiveAggregator:
             venue=venue, camera=camera, zone=zone, seq=seq, start=dt.datetime.fromtimestamp(start, dt.UTC),
             end=dt.datetime.fromtimestamp(end, dt.UTC), frames=max(1, min(20, int((end - start) * 2))),
             faces=sum(full.values()), counts=full, mean_confidence=0.8, model={"sha256": "0" * 64, "version": "test"})
+        if people is not None:
+            votes = people.get("votes")
+            window = dataclasses.replace(window, **{**people, "votes": None if votes is None else {
+                label: int(votes.get(label, 0)) for label in emotions.LABELS}})
         info = self.camera.publish(messages.camera_topic(venue, camera, "counts"), messages.window_payload(window),
                                    qos=1)
         info.wait_for_publish(5)

@@ -486,8 +486,10 @@
     dominantEl.dataset.emotion = dominant || '';
     dominantEl.textContent = dominant || (loading ? 'Loading…' : message || 'No faces yet');
     dominantEl.style.color = dominant ? COLORS[dominant] : '';
+    // People figures (cameras sending v2 windows): the headline; the shares are then the people's votes.
+    const people = Boolean(mood && typeof mood.people_seen === 'number');
     $('dominant-share').textContent = dominant
-      ? `${percent(shares[dominant])} of faces`
+      ? `${percent(shares[dominant])} of ${people ? "people's votes" : 'faces'}`
       : (mood && !loading ? 'nobody has been counted in this window' : '');
     $('mood-window').textContent = mood ? windowText(mood.window_s) + (mood.zone ? ` · zone ${mood.zone}` : '') : '';
 
@@ -529,6 +531,7 @@
       trend.textContent = '';
     }
 
+    renderPeople(mood, people);
     $('faces').textContent = mood && typeof mood.faces === 'number' ? mood.faces.toLocaleString() : '—';
     $('faces-label').textContent = 'face detections in the '
       + (windowText(mood && mood.window_s) || windowText(MOOD_WINDOW_S));
@@ -561,8 +564,27 @@
 
     const withheld = mood && mood.withheld_windows ? mood.withheld_windows : 0;
     $('withheld').textContent = withheld
-      ? `${withheld} camera window${withheld === 1 ? '' : 's'} withheld for privacy (too few faces to report)`
+      ? `${withheld} camera window${withheld === 1 ? '' : 's'} withheld for privacy (too few ${people ? 'people' : 'faces'} to report)`
       : 'Counts only: no image or identity ever leaves a camera.';
+  }
+
+  // Seconds as a short duration: "45 s", "3.5 min".
+  function duration(seconds) {
+    if (seconds < 90) return `${Math.round(seconds)} s`;
+    return `${(seconds / 60).toFixed(seconds < 600 ? 1 : 0)} min`;
+  }
+
+  function renderPeople(mood, people) {
+    $('people').hidden = !people;
+    $('stats').dataset.minor = String(people);
+    if (!people) return;
+    $('people-in-view').textContent = typeof mood.people_in_view === 'number'
+      ? mood.people_in_view.toLocaleString(undefined, { maximumFractionDigits: 1 }) : '—';
+    $('people-seen').textContent = mood.people_seen.toLocaleString();
+    $('people-seen-label').textContent = 'seen in the ' + (windowText(mood.window_s) || windowText(MOOD_WINDOW_S));
+    $('dwell').textContent = typeof mood.dwell_s === 'number' ? duration(mood.dwell_s) : '—';
+    $('dwell-label').textContent = typeof mood.dwell_s === 'number'
+      ? 'typical time in view of those who left' : 'time in view: nobody has left yet';
   }
 
   function renderCamerasOnline() {
