@@ -22,6 +22,7 @@ from emo7ion.edge.outbox import Outbox
 from emo7ion.edge.publish import Publisher
 from emo7ion.edge.sources.base import FrameSource
 from emo7ion.edge.sources.capture import Capture, make_source
+from emo7ion.edge.track import Tracker
 from emo7ion.edge.window import WindowCounter
 
 log = logging.getLogger(__name__)
@@ -59,20 +60,31 @@ class Agent:
         self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone,
                                    self.stop)
         self.capture = Capture(source or make_source(config.source), config.source, self.stop)
-        self.window = WindowCounter(config.venue, config.camera, config.window_s, config.min_faces, model,
-                                    config.zone, now=time.time())
+        self.tracker = Tracker(config.track.iou, config.track.max_gap_s, config.track.max_jump)
+        self.window = WindowCounter(config.venue, config.camera, config.window_s, config.min_people, model,
+                                    config.zone, now=time.time(), min_track_frames=config.track.min_frames,
+                                    min_faces=config.min_faces or 0)
         self.topic = messages.camera_topic(config.venue, config.camera, "counts")
         self.stats = Stats()
         self._skipped_reported = 0
+        self._frame_index = 0
 
-    def process(self, frame) -> int:
-        """Detect, crop and classify one frame into the current window; the number of faces read."""
+    def process(self, frame, ts: float | None = None) -> int:
+        """Detect (or, between detector frames, carry the tracked boxes), track, crop and classify one frame taken
+        at ``ts`` (seconds; default now) into the current window; the number of faces read."""
+        ts = time.time() if ts is None else ts
         began = time.perf_counter()
-        boxes = [(d.x, d.y, d.w, d.h) for d in self.detector.detect(frame) if d.h >= MIN_FACE_PX]
+        if self._frame_index % self.config.detect_every == 0:
+            boxes = [(d.x, d.y, d.w, d.h) for d in self.detector.detect(frame) if d.h >= MIN_FACE_PX]
+            tracks, ended = self.tracker.update(boxes, ts)
+        else:  # docs/architecture.md: carried boxes are classified, so every frame's faces count alike
+            carried = self.tracker.carried(ts, frame.shape[1], frame.shape[0])
+            tracks, boxes, ended = [t for t, _ in carried], [tuple(b) for _, b in carried], []
+        self._frame_index += 1
         detected = time.perf_counter()
         predictions = self.classifier.classify(faces.prepare_faces(frame, boxes)) if boxes else []
         done = time.perf_counter()
-        self.window.add_frame(predictions)
+        self.window.add_frame(predictions, tracks, ended)
         self.stats.frames += 1
         self.stats.period_frames += 1
         self.stats.faces += len(predictions)
@@ -83,13 +95,15 @@ class Agent:
         return len(predictions)
 
     def close_window(self, now: float, early: bool = False) -> int | None:
+        if early:  # shutdown or the end of a recording: whoever is in view leaves with this window
+            self.window.end_tracks(self.tracker.finish())
         record = self.window.close(seq=0, now=now, early=early)
         if record.end <= record.start:
             return None
         seq = self.outbox.add(self.topic, lambda s: messages.window_payload(dataclasses.replace(record, seq=s)))
         self.stats.windows += 1
-        log.info("window %s: %d frames, %d faces%s", seq, record.frames, record.faces,
-                 " (counts withheld)" if record.withheld else "")
+        log.info("window %s: %d frames, %d faces, %d people%s", seq, record.frames, record.faces, record.people,
+                 " (emotion figures withheld)" if record.withheld else "")
         self.publisher.wake()
         return seq
 

@@ -6,6 +6,7 @@ in ``edge.toml`` stops the agent with a message instead of being silently ignore
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from emo7ion.core import messages
 from emo7ion.core.broker_connection import BrokerSettings
 from emo7ion.core.paths import default_file
 from emo7ion.core.settings import ConfigError, layered
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "EMO7ION_EDGE__"
 """``EMO7ION_EDGE__BROKER__PASSWORD=...`` sets ``broker.password``; '__' separates levels."""
@@ -78,12 +81,36 @@ class OutboxConfig:
 
 
 @dataclass
+class TrackConfig:
+    """The anonymous face tracker (edge/track.py): boxes and times in memory, never an id on the wire."""
+
+    iou: float = field(default=0.3, metadata={"help": "least overlap of a face box with a track to continue it"})
+    max_jump: float = field(default=1.0, metadata={
+        "help": "a box overlapping no track continues the nearest one this many face sizes away (0 = overlap only)"})
+    max_gap_s: float = field(default=1.0, metadata={"help": "a face not found again for this many seconds has left"})
+    min_frames: int = field(default=3, metadata={
+        "help": "frames a track needs in a window to count as a person there (fewer: a passer-by or a false face)"})
+
+    def validate(self) -> None:
+        if not 0.0 < self.iou <= 1.0:
+            raise ConfigError(f"track.iou={self.iou!r} must be in (0, 1]")
+        _positive("track.max_jump", self.max_jump, allow_zero=True)
+        _positive("track.max_gap_s", self.max_gap_s)
+        _positive("track.min_frames", self.min_frames)
+
+
+@dataclass
 class EdgeConfig:
     venue: str = field(default="", metadata={"help": "venue id (a-z, 0-9, '-', '_')"})
     camera: str = field(default="", metadata={"help": "camera id, unique in the venue (MQTT id camera.VENUE.CAMERA)"})
     zone: str = field(default="", metadata={"help": "optional zone of the venue this camera watches"})
     window_s: float = field(default=10.0, metadata={"help": "seconds per published window"})
-    min_faces: int = field(default=3, metadata={"help": "below this many faces a window's counts are withheld"})
+    min_people: int = field(default=3, metadata={
+        "help": "a window withholds every emotion figure unless one frame held this many people counted in it"})
+    min_faces: int | None = field(default=None, metadata={
+        "help": "deprecated (before min_people): also withhold windows with fewer face detections than this"})
+    detect_every: int = field(default=1, metadata={
+        "help": "run the detector on every Nth frame; in between, the tracked faces' predicted boxes are classified"})
     model: str = field(default_factory=default_model_path, metadata={"help": "the .tflite classifier"})
     threads: int = field(default=1, metadata={"help": "interpreter threads"})
     flip_average: bool = field(default=True, metadata={
@@ -92,6 +119,7 @@ class EdgeConfig:
     detector: dict = field(default_factory=dict, metadata={"help": "face detector: type and its options",
                                                            "shorthand": "type"})
     health_interval_s: float = field(default=30.0, metadata={"help": "seconds between health records"})
+    track: TrackConfig = field(default_factory=TrackConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
@@ -111,12 +139,18 @@ class EdgeConfig:
                 raise ConfigError(str(error)) from error
         if not 1.0 <= self.window_s <= messages.MAX_WINDOW_SECONDS:
             raise ConfigError(f"window_s={self.window_s} must be between 1 and {messages.MAX_WINDOW_SECONDS}")
-        _positive("min_faces", self.min_faces, allow_zero=True)
+        _positive("min_people", self.min_people, allow_zero=True)
+        if self.min_faces is not None:
+            _positive("min_faces", self.min_faces, allow_zero=True)
+            log.warning("min_faces is deprecated: windows are now withheld by people (min_people=%d, counted "
+                        "conservatively); min_faces=%d still applies as an extra floor on face detections "
+                        "(docs/migration.md)", self.min_people, self.min_faces)
+        _positive("detect_every", self.detect_every)
         _positive("threads", self.threads)
         _positive("health_interval_s", self.health_interval_s)
         if not Path(self.model).is_file():
             raise ConfigError(f"model {self.model!r} does not exist")
-        for part in (self.source, self.broker, self.outbox):
+        for part in (self.track, self.source, self.broker, self.outbox):
             part.validate()
         from emo7ion.edge.detect import registry
 

@@ -11,12 +11,13 @@ import types
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from mqtt_helpers import Recorder, start_plain_broker, wait_until
 
 from conftest import SHARED, windows_produced
 from emo7ion.broker_config.runner import free_port
-from emo7ion.core import messages
+from emo7ion.core import emotions, messages
 from emo7ion.edge import config as edge_config
 from emo7ion.edge.agent import Agent
 from emo7ion.edge.outbox import Outbox
@@ -45,7 +46,9 @@ def crowd(tmp_path) -> Path:
 
 
 def agent_config(tmp_path, model_path, port, source: dict, **top) -> edge_config.EdgeConfig:
-    settings = {"venue": "hall-a", "camera": "cam-1", "model": model_path, "window_s": 1.0, "min_faces": 1,
+    # Two crowd photos alternate, so a face is in every other frame: one frame in a window makes a person here.
+    settings = {"venue": "hall-a", "camera": "cam-1", "model": model_path, "window_s": 1.0,
+                "track": {"min_frames": 1},
                 "health_interval_s": 1.0, "source": {"fps": 4.0, "reopen_min_s": 0.2, "reopen_max_s": 0.8,
                                                      **source},
                 "broker": {"url": f"mqtt://127.0.0.1:{port}", "reconnect_min_s": 1, "reconnect_max_s": 1},
@@ -76,14 +79,24 @@ def run_until(agent: Agent, done, timeout: float = 60.0) -> None:
 IMAGE_LIKE = re.compile(rb"[A-Za-z0-9+/=]{120,}|(\d+\s*,\s*){64,}")
 
 
+TRACK_KEYS = {"track", "tracks", "track_id", "track_ids", "id", "ids", "number", "numbers", "person", "persons"}
+
+
 def audit(raw_messages) -> None:
-    """Fails if any message could carry an image, crop, embedding or box: strict schema, small, no blobs."""
+    """Fails if any message could carry an image, crop, embedding, box or track id: strict schema, small, no
+    blobs, no list anywhere (a per-person list is how ids would leak), counts windows are v2 with people."""
     for topic, payload, _ in raw_messages:
         assert len(payload) < 1024, f"{topic}: {len(payload)} bytes is more than counts need"
         assert not IMAGE_LIKE.search(payload), f"{topic}: payload holds image-like data"
-        parsed = messages.parse(topic, payload)  # strict v1 schema: unknown fields are rejected
+        parsed = messages.parse(topic, payload)  # strict schema (v1, v2 counts): unknown fields are rejected
         body = json.loads(payload)
         assert not {"box", "boxes", "image", "crop", "embedding", "pixels"} & set(body)
+        assert not TRACK_KEYS & set(body), f"{topic}: a track id on the wire"
+        assert not any(isinstance(value, list) for value in body.values()), f"{topic}: a list on the wire"
+        assert all(not isinstance(value, dict) or set(value) <= set(emotions.LABELS) | {"sha256", "version"}
+                   for value in body.values()), f"{topic}: a table keyed by something other than labels"
+        if topic.endswith("/counts"):
+            assert body["v"] == 2 and parsed.has_people and isinstance(body["people"], int)
         assert parsed.venue == "hall-a"
 
 
@@ -116,20 +129,67 @@ def test_images_to_broker_with_real_detector_and_int8_model(tmp_path, crowd, mod
     audit(recorder.messages)
 
 
-def test_min_faces_withholds_counts(tmp_path, crowd, model_path):
+def test_min_people_withholds_every_emotion_figure(tmp_path, crowd, model_path):
     broker = start_plain_broker(tmp_path / "broker")
     recorder = Recorder(broker.port)
     try:
         agent = Agent(agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(crowd)},
-                                   min_faces=100_000 // 1000))
+                                   min_people=100_000 // 1000))
         run_until(agent, lambda a: a.stats.windows >= 1 and a.stats.faces > 0)  # + the window ended by stopping
         assert recorder.wait_for(lambda r: len(r.bodies("counts")) >= 2, 10)
     finally:
         recorder.close()
         broker.stop()
     windows = recorder.bodies("counts")
-    assert all(w["withheld"] and w["counts"] is None and w["mean_confidence"] is None for w in windows)
-    assert any(w["faces"] > 0 for w in windows)
+    assert all(w["withheld"] and w["counts"] is None and w["votes"] is None and w["mean_confidence"] is None
+               for w in windows)
+    assert any(w["faces"] > 0 for w in windows) and any(w["people"] >= 3 for w in windows)  # people still said
+    audit(recorder.messages)
+
+
+def one_face_folder(tmp_path) -> Path:
+    """One real face (FER2013, from the demo's package data) at 160 px on a plain 640x480 frame: one person
+    alone in front of the camera, the same frame over and over (the images source loops)."""
+    from emo7ion.demo.crowd import load_faces
+
+    faces, labels = load_faces()
+    face = faces[int(np.flatnonzero(labels == emotions.LABELS.index("happy"))[0])]
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[160:320, 240:400] = cv2.resize(face, (160, 160), interpolation=cv2.INTER_CUBIC)[:, :, None]
+    folder = tmp_path / "alone"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "alone.png"), frame)
+    return folder
+
+
+def test_one_person_alone_for_many_windows_never_has_their_emotion_published(tmp_path, model_path):
+    """Issue 17, must show 1: one person alone in view for many windows. Every counts message withholds every
+    emotion figure (counts, votes, mean confidence) and still says how many people were seen. Default privacy
+    settings (min_people 3, min_frames 3); a long gap only so that a stall of the loaded test machine cannot end
+    the track, which the lingering person's single `entered` below relies on."""
+    broker = start_plain_broker(tmp_path / "broker")
+    recorder = Recorder(broker.port)
+    try:
+        config = agent_config(tmp_path, model_path, broker.port, {"kind": "images", "path": str(one_face_folder(
+            tmp_path))}, track={"max_gap_s": 30.0})
+        assert (config.min_people, config.track.min_frames, config.min_faces) == (3, 3, None)
+        agent = Agent(config)
+        run_until(agent, lambda a: a.stats.windows >= 6 and a.stats.faces >= 20, timeout=120)
+        assert recorder.wait_for(lambda r: len(r.bodies("counts")) >= 7, 10)
+    finally:
+        recorder.close()
+        broker.stop()
+    windows = recorder.bodies("counts")
+    assert len(windows) >= 7 and sum(w["faces"] for w in windows) == agent.stats.faces >= 20
+    for w in windows:
+        assert w["withheld"] is True, w
+        assert w["counts"] is None and w["votes"] is None and w["mean_confidence"] is None, w
+        assert w["v"] == 2 and w["people"] in (0, 1), w  # reported in every window; never more than the one
+    assert sum(w["people"] == 1 for w in windows) >= 4  # the face was seen as one person window after window
+    assert sum(w["entered"] for w in windows) == 1  # and counted once over the whole visit
+    assert [w["ended"] for w in windows][-1] == 1 and windows[-1]["dwell_s"] > 0  # they leave when the agent stops
+    body = b"".join(payload for topic, payload, _ in recorder.messages if topic.endswith("/counts"))
+    assert not any(label.encode() in body for label in emotions.LABELS)  # not even a zero count of any emotion
     audit(recorder.messages)
 
 

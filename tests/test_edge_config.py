@@ -57,6 +57,12 @@ username = "u"
     ('venue = "v"\ncamera = "c"\n[broker]\nurl = "http://x"', "broker.url"),
     ('venue = "v"\ncamera = "c"\n[source]\nkind = "webcam"', "source.kind"),
     ('venue = "v"\ncamera = "c"\nmin_faces = -1', "min_faces"),
+    ('venue = "v"\ncamera = "c"\nmin_people = -1', "min_people"),
+    ('venue = "v"\ncamera = "c"\ndetect_every = 0', "detect_every"),
+    ('venue = "v"\ncamera = "c"\n[track]\niou = 1.5', "track.iou"),
+    ('venue = "v"\ncamera = "c"\n[track]\nmin_frames = 0', "track.min_frames"),
+    ('venue = "v"\ncamera = "c"\n[track]\nmax_gap_s = 0', "track.max_gap_s"),
+    ('venue = "v"\ncamera = "c"\n[track]\nmax_gap = 2', "track.max_gap"),
     ('venue = "v"\ncamera = "c"\nsource = 3', "source"),
     ('venue = "v"\ncamera = "c"\n[broker]\nreconnect_min_s = 5\nreconnect_max_s = 2', "broker.reconnect_max_s"),
     ('venue = "v"\ncamera = "c"\n[broker]\npassword = "x"', "broker.password"),
@@ -107,4 +113,16 @@ def test_deploy_example_config_is_valid(tmp_path, model_file):
     example = Path(__file__).resolve().parents[1] / "edge" / "deploy" / "edge.toml.example"
     config = edge_config.load(example, {"model": model_file, "broker": {"ca_file": ""}}, environ={})
     assert config.source.kind == "picamera2" and config.broker.tls and config.broker.port == 8883
-    assert config.detector["type"] == "centerface" and config.min_faces == 3
+    assert config.detector["type"] == "centerface" and config.min_people == 3 and config.min_faces is None
+    assert (config.track.max_gap_s, config.track.min_frames, config.detect_every) == (1.0, 3, 1)
+
+
+def test_old_min_faces_still_loads_as_an_extra_floor_with_a_deprecation_line(tmp_path, model_file, caplog):
+    path = write(tmp_path, f'model = "{model_file}"\nvenue = "v"\ncamera = "c"\nmin_faces = 1\n')
+    config = edge_config.load(path, {"source": {"path": str(tmp_path)}}, environ={})
+    assert (config.min_faces, config.min_people) == (1, 3)  # an old file never lowers the people rule
+    assert "min_faces is deprecated" in caplog.text and "min_people=3" in caplog.text
+    caplog.clear()
+    config = edge_config.load(None, {"venue": "v", "camera": "c", "model": model_file,
+                                     "source": {"path": str(tmp_path)}}, environ={})
+    assert config.min_faces is None and "deprecated" not in caplog.text
