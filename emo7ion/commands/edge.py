@@ -18,7 +18,10 @@ AGENT_FLAGS = (  # flag, dotted config key, help
     ("--camera", "camera", "camera id (also the MQTT client id)"),
     ("--zone", "zone", "zone of the venue"),
     ("--window", "window_s", "seconds per window (default 10)"),
-    ("--min-faces", "min_faces", "withhold counts of windows with fewer faces (default 3)"),
+    ("--min-people", "min_people", "withhold every emotion figure of windows where no frame held this many "
+                                   "people (default 3)"),
+    ("--min-faces", "min_faces", "deprecated (use --min-people): also withhold windows with fewer faces"),
+    ("--detect-every", "detect_every", "run the face detector on every Nth frame, track in between (default 1)"),
     ("--username", "broker.username", "MQTT user name"),
     ("--password", "broker.password", "MQTT password (prefer EMO7ION_EDGE__BROKER__PASSWORD)"),
     ("--ca-file", "broker.ca_file", "CA certificate for mqtts://"),
