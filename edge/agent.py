@@ -3,6 +3,10 @@
 One loop on the main thread does the work; the capture thread and the MQTT threads feed and drain it.
 All of them share one stop event, so SIGTERM finishes the current window (ending it early), flushes the
 outbox, publishes ``offline`` and exits within a tick.
+
+A recording (a video file) has no capture thread: this loop reads every one of its frames itself, dates each
+by its time in the video (edge/recording.py says from which UTC moment), and ends at the end of the file.
+Windows go to the outbox and to any sinks (``--out``: edge/sinks.py); without a broker, to the sinks only.
 """
 
 from __future__ import annotations
@@ -12,20 +16,27 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from emo7ion.core import faces, messages
 from emo7ion.core.broker_errors import BrokerRefusedError
 from emo7ion.core.runtime import EmotionClassifier
+from emo7ion.core.settings import ConfigError
+from emo7ion.edge import recording
 from emo7ion.edge.config import EdgeConfig
 from emo7ion.edge.detect import registry
 from emo7ion.edge.outbox import Outbox
 from emo7ion.edge.publish import Publisher
+from emo7ion.edge.sinks import WindowFile, WindowSink
 from emo7ion.edge.sources.base import FrameSource
 from emo7ion.edge.sources.capture import Capture, make_source
 from emo7ion.edge.track import Tracker
 from emo7ion.edge.window import WindowCounter
 
 log = logging.getLogger(__name__)
+
+RECORDING_FLUSH_S = 30.0
+"""How long a recording's run waits at its end for the broker to take what the outbox holds (a camera's: 5 s)."""
 
 MIN_FACE_PX = 16
 """Faces smaller than this (box height) are not classified: too few pixels to read an expression."""
@@ -48,18 +59,31 @@ class Stats:
 
 
 class Agent:
-    def __init__(self, config: EdgeConfig, stop: threading.Event | None = None, source: FrameSource | None = None):
-        """``source`` replaces the configured one (the demo's simulated crowds)."""
+    def __init__(self, config: EdgeConfig, stop: threading.Event | None = None, source: FrameSource | None = None,
+                 sinks: Sequence[WindowSink] = ()):
+        """``source`` replaces the configured one (the demo's simulated crowds); ``sinks`` receive each window's
+        payload besides the broker (``config.out`` adds a file). A recording is opened here, so a missing or
+        undecodable file stops the agent before anything else starts."""
         self.config = config
         self.stop = stop or threading.Event()
+        self.capture = Capture(source or make_source(config.source), config.source, self.stop)
+        self.recording = self.capture.source.recorded
+        if self.recording:
+            self.capture.source.open()
         self.classifier = EmotionClassifier(config.model, num_threads=config.threads,
                                             flip_average=config.flip_average)
         self.detector = registry.create(config.detector)
-        self.outbox = Outbox(config.outbox.path, config.outbox.max_windows, config.outbox.max_age_s)
+        self.sinks: list[WindowSink] = [*sinks, *([WindowFile(config.out)] if config.out else [])]
+        if not config.broker.url and not self.sinks:
+            raise ConfigError("no broker and no --out: the windows would go nowhere; set --broker or --out")
         model = {"sha256": self.classifier.model_id["sha256"], "version": self.classifier.model_id["version"]}
-        self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone,
-                                   self.stop)
-        self.capture = Capture(source or make_source(config.source), config.source, self.stop)
+        self.outbox: Outbox | None = None
+        self.publisher: Publisher | None = None
+        if config.broker.url:  # else nothing connects: the windows go to the sinks only
+            self.outbox = Outbox(config.outbox.path, config.outbox.max_windows, config.outbox.max_age_s)
+            self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone,
+                                       self.stop)
+        self._next_seq = 0  # without an outbox, which hands out sequence numbers otherwise
         self.tracker = Tracker(config.track.iou, config.track.max_gap_s, config.track.max_jump)
         self.window = WindowCounter(config.venue, config.camera, config.window_s, config.min_people, model,
                                     config.zone, now=time.time(), min_track_frames=config.track.min_frames,
@@ -68,6 +92,11 @@ class Agent:
         self.stats = Stats()
         self._skipped_reported = 0
         self._frame_index = 0
+        self._origin: float | None = None  # a recording's first frame, epoch seconds (edge/recording.py)
+        if self.recording:
+            self._origin = recording.origin(self.capture.source.duration, config.source.recorded_at_epoch(),
+                                            time.time())
+            self.window.restart(self._origin, anchor=self._origin)
 
     def process(self, frame, ts: float | None = None) -> int:
         """Detect (or, between detector frames, carry the tracked boxes), track, crop and classify one frame taken
@@ -100,11 +129,31 @@ class Agent:
         record = self.window.close(seq=0, now=now, early=early)
         if record.end <= record.start:
             return None
-        seq = self.outbox.add(self.topic, lambda s: messages.window_payload(dataclasses.replace(record, seq=s)))
+        seq = self._deliver(record)
         self.stats.windows += 1
         log.info("window %s: %d frames, %d faces, %d people%s", seq, record.frames, record.faces, record.people,
                  " (emotion figures withheld)" if record.withheld else "")
-        self.publisher.wake()
+        return seq
+
+    def _deliver(self, record: messages.Window) -> int | None:
+        """Into the outbox (the publisher sends it) and to every sink, the same bytes; its seq, or None when the
+        outbox's disk refused it. Without a broker the agent numbers its windows itself, from 0."""
+        payloads: list[bytes] = []
+
+        def payload(seq: int) -> bytes:
+            payloads[:] = [messages.window_payload(dataclasses.replace(record, seq=seq))]
+            return payloads[0]
+
+        if self.outbox is not None:
+            seq = self.outbox.add(self.topic, payload)
+        else:
+            seq, self._next_seq = self._next_seq, self._next_seq + 1
+            payload(seq)
+        if seq is not None:
+            for sink in self.sinks:
+                sink.write(self.topic, payloads[0])
+        if self.publisher is not None:
+            self.publisher.wake()
         return seq
 
     def health(self, source_ok: bool | None = None) -> messages.Health:
@@ -117,49 +166,77 @@ class Agent:
             venue=self.config.venue, camera=self.config.camera, ts=dt.datetime.now(dt.UTC),
             fps=self.stats.period_frames / period,
             inference_ms=1000.0 * self.stats.period_busy_s / max(self.stats.period_frames, 1),
-            skipped_frames=skipped, outbox_depth=self.outbox.depth(), outbox_dropped=self.outbox.take_dropped(),
+            skipped_frames=skipped, outbox_depth=self.outbox.depth() if self.outbox else 0,
+            outbox_dropped=self.outbox.take_dropped() if self.outbox else 0,
             uptime_s=now - self.stats.started, source_ok=source_ok)
         self._skipped_reported += skipped
         self.stats.period_frames, self.stats.period_busy_s, self.stats.period_started = 0, 0.0, now
         return record
 
     def run(self, duration: float | None = None) -> Stats:
-        """Until the stop event (or ``duration`` seconds); always ends with a flushed outbox."""
+        """Until the stop event (or ``duration`` seconds), or the end of a recording (or of images that do not
+        loop); always ends with a flushed outbox."""
         deadline = time.monotonic() + duration if duration else None
         next_health = time.monotonic() + self.config.health_interval_s
-        self.publisher.start()
-        self.capture.start()
-        log.info("agent %s/%s running: model %s, detector %s", self.config.venue, self.config.camera,
-                 self.classifier.model_id["version"], self.config.detector.get("type"))
+        if self.publisher is not None:
+            self.publisher.start()
+        if not self.recording:
+            self.capture.start()
+        log.info("agent %s/%s running: model %s, detector %s%s", self.config.venue, self.config.camera,
+                 self.classifier.model_id["version"], self.config.detector.get("type"),
+                 f", recording {self.config.source.path} from {recording.iso(self._origin)}"
+                 if self._origin is not None else "")
         try:
             while not self.stop.is_set():
                 if deadline and time.monotonic() >= deadline:
                     break
-                if self.publisher.refused:
+                if self.publisher is not None and self.publisher.refused:
                     raise BrokerRefusedError(self.publisher.refused)
-                frame = self.capture.frames.take(timeout=0.2)
-                if frame is not None:
-                    self._process_safely(frame)
-                elif self.capture.finished.is_set():
-                    break
-                now = time.time()
-                if self.window.due(now):
-                    self.close_window(now)
+                if self.recording:
+                    if not self._next_recorded_frame():
+                        break
+                else:
+                    frame = self.capture.frames.take(timeout=0.2)
+                    if frame is not None:
+                        self._process_safely(frame)
+                    elif self.capture.finished.is_set():
+                        break
+                    now = time.time()
+                    if self.window.due(now):
+                        self.close_window(now)
                 if time.monotonic() >= next_health:
                     next_health += self.config.health_interval_s
                     # Read before the stop event: a capture ended by stopping is not a failed source.
-                    source_ok = self.capture.ok
+                    source_ok = self.capture.ok or self.recording
                     stopping = not source_ok and self.stop.is_set()
-                    if self.publisher.connected.is_set() and not stopping:  # else the counters keep adding up
-                        self.publisher.publish_health(self.health(source_ok))
+                    if self.publisher is not None and self.publisher.connected.is_set() and not stopping:
+                        self.publisher.publish_health(self.health(source_ok))  # else the counters keep adding up
         finally:
-            self.shutdown()
+            self.shutdown(RECORDING_FLUSH_S if self.recording else 5.0)
         return self.stats
 
-    def _process_safely(self, frame) -> None:
+    def _next_recorded_frame(self) -> bool:
+        """A recording's next frame, dated by its time in the video and analysed whatever it takes (nothing is
+        skipped to keep up); the window it ends is closed first. False at the end of the file."""
+        frame = self.capture.source.read()
+        if frame is None:
+            return False
+        now = self._origin + self.capture.source.timestamp
+        if self.window.due(now):
+            self.close_window(now)
+        self._process_safely(frame, now)
+        return True
+
+    def clock(self) -> float:
+        """Now, in the agent's time: the wall clock, or for a recording the end of the frames read so far."""
+        if self._origin is None:
+            return time.time()
+        return self._origin + self.capture.source.end
+
+    def _process_safely(self, frame, ts: float | None = None) -> None:
         """One bad frame (a decoder glitch, an odd size) costs that frame, not the agent."""
         try:
-            self.process(frame)
+            self.process(frame, ts)
         except Exception:  # noqa: BLE001  logged with its traceback; months unattended beat one frame
             self.stats.frame_errors += 1
             if self.stats.frame_errors == 1 or self.stats.frame_errors % 100 == 0:
@@ -168,12 +245,18 @@ class Agent:
     def shutdown(self, flush_timeout: float = 5.0) -> None:
         self.stop.set()
         self.capture.join()
-        self.close_window(time.time(), early=True)
-        self.publisher.stop(flush_timeout)
-        left = self.outbox.depth()
-        if left:
-            log.warning("%d window(s) stay in the outbox %s and will be sent on the next start", left,
-                        self.config.outbox.path)
-        self.outbox.close()
+        self.close_window(self.clock(), early=True)
+        if self.recording:
+            self.capture.source.close()
+        for sink in self.sinks:
+            sink.close()
+        if self.publisher is not None:
+            self.publisher.stop(flush_timeout)
+        if self.outbox is not None:
+            left = self.outbox.depth()
+            if left:
+                log.warning("%d window(s) stay in the outbox %s and will be sent on the next start", left,
+                            self.config.outbox.path)
+            self.outbox.close()
         log.info("agent stopped: %d frames, %d faces, %d windows", self.stats.frames, self.stats.faces,
                  self.stats.windows)

@@ -6,6 +6,7 @@ in ``edge.toml`` stops the agent with a message instead of being silently ignore
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,20 +32,35 @@ def default_model_path() -> str:
 
 @dataclass
 class SourceConfig:
-    kind: str = field(default="images", metadata={"help": "images | opencv | picamera2"})
-    path: str = field(default="", metadata={"help": "images: folder or glob; opencv: device index, URL or file"})
+    kind: str = field(default="images", metadata={
+        "help": "images | opencv | picamera2 | video (a recorded file: every frame, in video time)"})
+    path: str = field(default="", metadata={
+        "help": "images: folder or glob; opencv: device index or URL; video: the file"})
     fps: float = field(default=2.0, metadata={"help": "images: replay rate; others: 0 = as delivered"})
     width: int = field(default=1280, metadata={"help": "capture width (opencv, picamera2)"})
     height: int = field(default=720, metadata={"help": "capture height (opencv, picamera2)"})
-    loop: bool = field(default=True, metadata={"help": "images/video file: start again at the end"})
+    loop: bool | None = field(default=None, metadata={
+        "help": "start again at the end (default: images yes, a video recording no); a looped video is replayed "
+                "as a live camera, in wall-clock time"})
+    max_fps: float = field(default=30.0, metadata={
+        "help": "video: analyse at most this many frames per second of video, evenly (0 = every frame); the "
+                "aggregator refuses windows above its own max_fps, 30 by default"})
+    recorded_at: str = field(default="", metadata={
+        "help": "video: UTC time of the first frame, e.g. 2026-12-02T18:00:00Z (default: the clip ends when the "
+                "analysis starts)"})
     reopen_min_s: float = field(default=1.0, metadata={"help": "first delay before reopening a failed source"})
     reopen_max_s: float = field(default=60.0, metadata={"help": "longest delay between reopen attempts"})
     stall_s: float = field(default=10.0, metadata={"help": "no frame for this long = the source has failed"})
 
     def validate(self) -> None:
-        _choice("source.kind", self.kind, ("images", "opencv", "picamera2"))
+        _choice("source.kind", self.kind, ("images", "opencv", "picamera2", "video"))
         if self.kind != "picamera2" and not self.path:
             raise ConfigError(f"source.path is required for a {self.kind} source")
+        if self.kind == "video" and not Path(self.path).is_file():
+            raise ConfigError(f"source.path {self.path!r}: no such video file")
+        _positive("source.max_fps", self.max_fps, allow_zero=True)
+        if self.recorded_at:
+            self.recorded_at_epoch()
         _positive("source.fps", self.fps, allow_zero=True)
         _positive("source.width", self.width)
         _positive("source.height", self.height)
@@ -52,6 +68,25 @@ class SourceConfig:
         if self.reopen_max_s < self.reopen_min_s:
             raise ConfigError("source.reopen_max_s must be >= source.reopen_min_s")
         _positive("source.stall_s", self.stall_s)
+
+    @property
+    def loops(self) -> bool:
+        """``loop`` as set, else its default for the kind: a video recording stops at its end, the rest loop."""
+        return self.loop if self.loop is not None else self.kind != "video"
+
+    def recorded_at_epoch(self) -> float | None:
+        """``recorded_at`` in epoch seconds (None when unset); a time without a zone is refused, not guessed."""
+        if not self.recorded_at:
+            return None
+        try:
+            moment = dt.datetime.fromisoformat(self.recorded_at)
+        except ValueError:
+            raise ConfigError(f"source.recorded_at={self.recorded_at!r} must be an ISO 8601 time such as "
+                              f"2026-12-02T18:00:00Z") from None
+        if moment.tzinfo is None:
+            raise ConfigError(f"source.recorded_at={self.recorded_at!r} needs a time zone: end it with Z for UTC "
+                              f"or an offset such as +01:00")
+        return moment.timestamp()
 
 
 @dataclass
@@ -123,6 +158,9 @@ class EdgeConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    out: str = field(default="", metadata={
+        "help": "also write each window's payload to this JSON-lines file (written afresh); with it, the agent "
+                "publishes only to a broker that the file, the environment or --broker names"})
 
     def validate(self) -> EdgeConfig:
         for key in ("venue", "camera"):
@@ -150,8 +188,10 @@ class EdgeConfig:
         _positive("health_interval_s", self.health_interval_s)
         if not Path(self.model).is_file():
             raise ConfigError(f"model {self.model!r} does not exist")
-        for part in (self.track, self.source, self.broker, self.outbox):
+        for part in (self.track, self.source, self.outbox):
             part.validate()
+        if self.broker.url:  # empty: no broker at all (``out`` without one, see load)
+            self.broker.validate()
         from emo7ion.edge.detect import registry
 
         registry.options(self.detector, "detector.")  # a bad detector block stops here, not when the agent starts
@@ -170,8 +210,11 @@ def _positive(key: str, value: float, allow_zero: bool = False) -> None:
 
 def load(path: str | Path | None = None, overrides: dict | None = None,
          environ: dict[str, str] | None = None) -> EdgeConfig:
-    """Defaults < TOML file < environment < ``overrides`` (flags); validated before it is returned."""
+    """Defaults < TOML file < environment < ``overrides`` (flags); validated before it is returned. With ``out``
+    set, ``broker.url`` defaults to empty: no broker, nothing connects (a post-event report on a laptop)."""
     config = layered(EdgeConfig(), path, ENV_PREFIX, overrides, environ)
+    if config.out:  # a file of windows needs no broker: connect only to one that some layer names
+        config = layered(EdgeConfig(broker=BrokerConfig(url="")), path, ENV_PREFIX, overrides, environ)
     if not config.detector:
         from emo7ion.edge.detect import registry
 

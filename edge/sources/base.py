@@ -34,3 +34,9 @@ class FrameSource(ABC):
     def paced(self) -> bool:
         """True when ``read`` itself waits for the next frame (a camera); False for files."""
         return True
+
+    @property
+    def recorded(self) -> bool:
+        """True for a recording: every frame is analysed at its own time in the video (``timestamp``), and the
+        agent stops at its end. False for a live source: the newest frame is analysed when the agent is free."""
+        return False

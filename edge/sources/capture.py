@@ -1,8 +1,9 @@
-"""The capture thread: reads a source at its own pace and keeps only the newest frame (a buffer of one).
+"""The capture thread of a live source: reads it at its own pace and keeps only the newest frame (a buffer of one).
 
 The agent takes a frame when it is free; frames it never took are counted as skipped, so a slow
 classifier never builds a queue. A source that fails, or stalls for ``stall_s``, is closed and
-reopened with exponential backoff, and the agent keeps publishing status meanwhile.
+reopened with exponential backoff, and the agent keeps publishing status meanwhile. A recording (a video
+file, ``FrameSource.recorded``) is not read here: the agent reads every frame of it itself.
 """
 
 from __future__ import annotations
@@ -23,23 +24,31 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".h264", ".mjpeg", ".webm")
 
 
 def infer_source(spec: str) -> dict:
-    """``--source`` as settings: 'picamera2', a camera index, a URL or video file, or images."""
+    """``--source`` as settings: 'picamera2', a camera index or URL, a video file (a recording), or images."""
     if spec == "picamera2":
         return {"kind": "picamera2", "path": ""}
-    if spec.isdigit() or "://" in spec or Path(spec).suffix.lower() in VIDEO_SUFFIXES:
+    if spec.isdigit() or "://" in spec:
         return {"kind": "opencv", "path": spec}
+    if Path(spec).suffix.lower() in VIDEO_SUFFIXES:
+        return {"kind": "video", "path": spec}
     return {"kind": "images", "path": spec}
 
 
 def make_source(config: SourceConfig) -> FrameSource:
+    """The configured source. A video file is a recording, analysed frame by frame in video time, unless
+    ``loop`` is set: then it is replayed as a live camera (the wall clock, the newest frame), as before."""
     if config.kind == "images":
         from emo7ion.edge.sources.images import ImageFolderSource
 
-        return ImageFolderSource(config.path, loop=config.loop)
-    if config.kind == "opencv":
+        return ImageFolderSource(config.path, loop=config.loops)
+    if config.kind == "video" and not config.loops:
+        from emo7ion.edge.sources.video import VideoFileSource
+
+        return VideoFileSource(config.path, max_fps=config.max_fps)
+    if config.kind in ("opencv", "video"):
         from emo7ion.edge.sources.opencv import OpenCVSource
 
-        return OpenCVSource(config.path, config.width, config.height, loop=config.loop)
+        return OpenCVSource(config.path, config.width, config.height, loop=config.loops)
     from emo7ion.edge.sources.picamera import PicameraSource
 
     return PicameraSource(config.width, config.height)
@@ -86,7 +95,8 @@ class Capture:
         self._thread.start()
 
     def join(self, timeout: float = 5.0) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # a recording is read by the agent itself: no thread was started
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         delay = self.config.reopen_min_s

@@ -30,6 +30,14 @@ AGENT_FLAGS = (  # flag, dotted config key, help
     ("--flip-average", "flip_average", "true/false: average each face with its mirror image (default true)"),
     ("--outbox", "outbox.path", "SQLite outbox file (default ~/.local/share/emo7ion/edge-outbox.sqlite)"),
     ("--fps", "source.fps", "image-folder replay rate"),
+    ("--out", "out", "also write each window's payload to this JSON-lines file; with no broker set, only there "
+                     "(nothing connects)"),
+    ("--recorded-at", "source.recorded_at", "video file: UTC time of its first frame, e.g. 2026-12-02T18:00:00Z "
+                                     "(default: the clip ends when the analysis starts)"),
+    ("--loop", "source.loop", "true/false: start again at the end (a looped video file is replayed as a live "
+                              "camera)"),
+    ("--max-fps", "source.max_fps", "video file: analyse at most this many frames per video second (default 30, "
+                                    "the aggregator's limit; 0 = every frame)"),
 )
 
 
@@ -42,7 +50,10 @@ def register(commands) -> None:
     run = sub.add_parser("run", help="run the agent: publish anonymous emotion counts per window",
                          description="Read frames, find and classify faces on this device, and publish one "
                                      "anonymous record of emotion counts per window over MQTT. No image, crop or "
-                                     "box ever leaves the device. SIGTERM/SIGINT finish the window and flush.",
+                                     "box ever leaves the device. SIGTERM/SIGINT finish the window and flush. "
+                                     "A video file is a recording: every frame is analysed at its own time in the "
+                                     "video, windows count from its first frame, and the agent stops at its end "
+                                     "(docs/architecture.md, 'Recorded and live sources').",
                          epilog=epilog)
     check = sub.add_parser("check", help="check the model, the source and the broker, then exit",
                            description="Load the model, open the source and read a frame, connect to the broker; "
