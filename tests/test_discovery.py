@@ -12,15 +12,18 @@ from emo7ion.aggregator.config import load
 from emo7ion.core import messages
 from emo7ion.core.settings import ConfigError
 
-TEMPLATE = re.compile(r"^\{\{ value_json\.([a-z_]+) \}\}$")
+TEMPLATE = re.compile(r"^\{\{ value_json\.([a-z_]+)( \| default\(none\))? \}\}$")
 KEYS = ("dominant", "positivity", "faces", "cameras_online")
+PEOPLE_KEYS = ("people_in_view", "people_seen", "dwell_s")
 
 
 def render(config: dict, payload: bytes) -> str:
     """What Home Assistant shows for ``config`` on ``payload``: the templates we publish are only
-    ``{{ value_json.FIELD }}``, and Jinja renders a JSON null as "None" (which HA reads as unknown)."""
-    field = TEMPLATE.fullmatch(config["value_template"]).group(1)
-    value = json.loads(payload)[field]
+    ``{{ value_json.FIELD }}`` or, for a field a mood may leave out (the people figures),
+    ``{{ value_json.FIELD | default(none) }}``; Jinja renders a JSON null as "None" (which HA reads as unknown)."""
+    match = TEMPLATE.fullmatch(config["value_template"])
+    body = json.loads(payload)
+    value = body.get(match.group(1)) if match.group(2) else body[match.group(1)]
     return "None" if value is None else str(value)
 
 
@@ -87,6 +90,40 @@ def test_configs_retained_per_venue_and_zone_and_states_follow_mood(live):
     # A clean stop says "offline" on the availability topic (a crash leaves it to the broker's will).
     live.service.stop()
     assert ha.wait_for(lambda r: latest(r, dominant["availability_topic"]) == b"offline", timeout=10)
+    ha.close()
+
+
+def test_people_sensors_appear_once_a_venue_has_people(live):
+    """A venue of v1 cameras gets the four sensors it always had; once a camera sends people (v2 windows) its venue
+    and zone get the people sensors too, named for what they count, reading the mood's people figures."""
+    live.publish_window("hall-b", "cam-1", {"sad": 5})
+    live.publish_window("hall-a", "cam-2", {"happy": 12, "neutral": 4}, zone="bar",
+                        people={"people": 4, "entered": 3, "votes": {"happy": 3, "neutral": 1}, "in_view": 2.5,
+                                "dwell_s": 41.0, "ended": 1})
+    assert live.wait_stored(2, timeout=30)
+    people = {f"homeassistant/sensor/emo7ion_hall-a/{prefix}{key}/config" for prefix in ("", "bar_")
+              for key in PEOPLE_KEYS}
+    ha = Recorder(live.broker.port, "#", client_id="ha-people")
+    assert ha.wait_for(lambda r: people <= set(configs(r)), timeout=30), sorted(configs(ha))
+    assert ha.wait_for(lambda r: latest(r, "emo7ion/v1/hall-a/mood/bar") is not None
+                       and latest(r, "emo7ion/v1/hall-b/mood") is not None, timeout=30)
+    found = configs(ha)
+    assert not [t for t in found if t.startswith("homeassistant/sensor/emo7ion_hall-b/") and
+                t.split("/")[-2] in PEOPLE_KEYS], "a v1-only venue got people sensors"
+    assert {t for t in found if t.startswith("homeassistant/sensor/emo7ion_hall-b/")} == {
+        f"homeassistant/sensor/emo7ion_hall-b/{key}/config" for key in KEYS}
+    seen, _ = found["homeassistant/sensor/emo7ion_hall-a/people_seen/config"]
+    in_view, _ = found["homeassistant/sensor/emo7ion_hall-a/bar_people_in_view/config"]
+    dwell, _ = found["homeassistant/sensor/emo7ion_hall-a/dwell_s/config"]
+    assert "seen by the cameras in the last 5 min" in seen["name"] and "two cameras counts twice" in seen["name"]
+    assert in_view["name"].startswith("bar: People in view now") and "counts twice" in in_view["name"]
+    assert dwell["unit_of_measurement"] == "s" and dwell["device_class"] == "duration"
+    assert len({body["unique_id"] for body, _ in found.values()}) == len(found)
+    assert render(seen, latest(ha, seen["state_topic"])) == "4"  # 1 already in view + 3 who entered
+    assert render(in_view, latest(ha, in_view["state_topic"])) == "2.5"
+    assert render(dwell, latest(ha, dwell["state_topic"])) == "41.0"
+    # A mood without people figures (here hall-b's) renders as unknown through the same template.
+    assert render(seen, latest(ha, "emo7ion/v1/hall-b/mood")) == "None"
     ha.close()
 
 
