@@ -84,7 +84,7 @@ class Demo:
         config = edge_config.load(None, {
             "venue": venue, "camera": camera, "window_s": self.window_s, "health_interval_s": 15.0,
             "zone": camera.split("-")[0] if venue == "concert-hall" else "",
-            "source": {**source_settings, "fps": self.fps},
+            "source": {**source_settings, "fps": self.fps, "loop": True},  # a video file plays as a live camera
             "broker": {"url": broker_url, "username": credentials.username, "password": credentials.password},
             "outbox": {"path": str(self.workdir / f"outbox-{venue}-{camera}.sqlite")}}, environ={})
         return Agent(config, stop=self.stop, source=source)
