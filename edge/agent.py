@@ -251,6 +251,9 @@ class Agent:
         for sink in self.sinks:
             sink.close()
         if self.publisher is not None:
+            if self.recording and self.outbox.depth():
+                log.info("waiting up to %.0f s for the broker to take the recording's %d window(s) left",
+                         flush_timeout, self.outbox.depth())
             self.publisher.stop(flush_timeout)
         if self.outbox is not None:
             left = self.outbox.depth()
