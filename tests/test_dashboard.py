@@ -102,8 +102,9 @@ def test_dashboard_shows_venue_mood_and_follows_it_live(live, tmp_path):
         wait_for_text(page, "#venue-title", VENUE)
         assert page.evaluate("document.title").startswith(VENUE)
 
-        # The mood panel: dominant emotion, positivity, faces, cameras.
+        # The mood panel: dominant emotion, positivity, faces, cameras (v1 cameras: no people figures shown).
         wait_for_attribute(page, "#dominant", "data-emotion", "happy")
+        assert page.is_hidden("#people") and text_of(page, "#dominant-share").endswith("of faces")
         assert text_of(page, "#dominant").lower() == "happy"
         wait_for_text(page, "#positivity", f"{expected:+.2f}")
         assert float(page.get_attribute("#positivity", "data-value")) == pytest.approx(expected, abs=0.01)
@@ -202,3 +203,61 @@ def assert_cameras_all_visible(page, viewport: tuple[int, int], page_may_scroll:
     assert scroll[0] <= width, f"the page scrolls sideways at {width} px: {scroll[0]} px wide"
     if not page_may_scroll:
         assert scroll[1] <= height, f"the page scrolls at {width}x{height}: {scroll[1]} px tall"
+
+
+def people_window(i: int, crowd: int, in_view: float) -> dict:
+    """A v2 window's people figures: ``crowd`` people, everyone new in the first window and one newcomer in each
+    later one, two of them leaving after 40 s from the third window on."""
+    votes = {"happy": crowd - 2, "neutral": 1, "sad": 1}
+    return {"people": crowd, "entered": crowd if i == 0 else 1, "votes": votes, "in_view": in_view,
+            "dwell_s": 40.0 if i >= 2 else None, "ended": 2 if i >= 2 else 0}
+
+
+def test_dashboard_shows_people_where_cameras_send_them(live, tmp_path):
+    """A venue whose cameras send people (v2 windows) next to an old v1 camera: the mood panel's headline is the
+    people figures, labelled for what they count, with the face detections kept below; the mix is the people's
+    votes, each camera weighing the same."""
+    now = time.time()
+    venue, published = "concert-hall", 0
+    cameras = [("stage", 9, 6.5), ("bar", 5, 2.0)]  # (camera, people per window, in view in its latest window)
+    for camera, _, _ in cameras:
+        live.publish_status(venue, camera, "online", zone="floor")
+    live.publish_status(venue, "door", "online", zone="floor")
+    for i in range(RECENT_WINDOWS):
+        for camera, crowd, in_view in cameras:
+            counts = {"happy": 5 * (crowd - 2), "neutral": 5, "sad": 5}
+            live.publish_window(venue, camera, counts, zone="floor", end=now - 150 + i * 17,
+                                people=people_window(i, crowd, in_view if i == RECENT_WINDOWS - 1 else 1.0))
+            published += 1
+        live.publish_window(venue, "door", {"angry": 6, "happy": 2}, zone="floor", end=now - 150 + i * 17)  # v1
+        published += 1
+    assert live.wait_stored(published, timeout=30), "the aggregator did not store the published windows"
+    seen = sum(crowd + RECENT_WINDOWS - 1 for _, crowd, _ in cameras)
+    in_view_now = sum(in_view for _, _, in_view in cameras)
+
+    with open_dashboard(f"{live.url}/#venue={venue}", tmp_path / "dashboard-people.png", viewport=WALL) as page:
+        wait_for_text(page, "#venue-title", venue)
+        wait_for_attribute(page, "#dominant", "data-emotion", "happy")
+        assert page.is_visible("#people")
+        wait_for_text(page, "#people-in-view", f"{in_view_now:g}")
+        assert text_of(page, "#people-in-view-label") == "in view now"
+        assert text_of(page, "#people-seen") == str(seen)
+        assert text_of(page, "#people-seen-label") == "seen in the last 5 min"
+        assert "a person seen by two cameras counts twice" in text_of(page, "#people-note")
+        assert text_of(page, "#dwell") == "40 s" and text_of(page, "#dwell-label") == "stay of those who left"
+        # The face detections stay, below, as what they are.
+        faces = RECENT_WINDOWS * (sum(5 * crowd for _, crowd, _ in cameras) + 8)
+        assert text_of(page, "#faces") == f"{faces:,}"
+        wait_for_text(page, "#faces-label", "face detections in the last 5 min")
+        assert page.get_attribute("#stats", "data-minor") == "true"
+        # The mix: each camera's own shares (the people's votes; the v1 door camera's face shares), equal weight.
+        own = [{"happy": (crowd - 2) / crowd} for _, crowd, _ in cameras] + [{"happy": 2 / 8}]
+        happy = sum(share["happy"] for share in own) / len(own)
+        assert text_of(page, "#mix [data-emotion='happy'] .mix-pct") == f"{round(happy * 100)}%"
+        assert text_of(page, "#dominant-share") == f"{round(happy * 100)}% of people's votes"
+        wait_for_text(page, "#cameras-online", "3 / 3")
+        # Everything fits the wall screen: the mood panel does not overflow.
+        assert page.eval_on_selector("#mood", "e => e.scrollHeight <= e.clientHeight + 1"), "the mood panel overflows"
+        for selector in ("#people-in-view", "#people-seen", "#dwell"):
+            box = page.eval_on_selector(selector, "e => e.getBoundingClientRect().toJSON()")
+            assert box["width"] > 0 and box["bottom"] <= WALL[1], (selector, box)

@@ -577,6 +577,7 @@
   function renderPeople(mood, people) {
     $('people').hidden = !people;
     $('stats').dataset.minor = String(people);
+    $('mood').dataset.people = String(people);
     if (!people) return;
     $('people-in-view').textContent = typeof mood.people_in_view === 'number'
       ? mood.people_in_view.toLocaleString(undefined, { maximumFractionDigits: 1 }) : '—';
@@ -584,7 +585,7 @@
     $('people-seen-label').textContent = 'seen in the ' + (windowText(mood.window_s) || windowText(MOOD_WINDOW_S));
     $('dwell').textContent = typeof mood.dwell_s === 'number' ? duration(mood.dwell_s) : '—';
     $('dwell-label').textContent = typeof mood.dwell_s === 'number'
-      ? 'typical time in view of those who left' : 'time in view: nobody has left yet';
+      ? 'stay of those who left' : 'stay: nobody has left yet';
   }
 
   function renderCamerasOnline() {
