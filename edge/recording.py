@@ -63,7 +63,8 @@ def analyse(config: EdgeConfig, stop: threading.Event | None = None,
             sinks: Sequence[WindowSink] = ()) -> list[messages.Window]:
     """Run the agent over the recording ``config.source`` names, to its end, from Python (``emo7ion bench people``):
     the windows it produced, in order, each read back from its payload. It also publishes when ``config.broker.url``
-    is set and writes ``config.out`` when that is."""
+    is set (load the config with ``{"broker": {"url": ""}}``, or with ``out``, for none) and writes ``config.out``
+    when that is."""
     from emo7ion.edge.agent import Agent
     from emo7ion.edge.sinks import WindowList
 

@@ -202,6 +202,12 @@ def test_live_sources_keep_their_kind_and_a_looped_video_is_a_live_camera(tmp_pa
     looped = edge_config.load(None, settings(clip, out="x.jsonl", source={"kind": "video", "path": str(clip),
                                                                          "loop": True}), environ={}).source
     assert make_source(recorded).recorded and not make_source(looped).recorded
+    nowhere = edge_config.load(None, settings(clip, broker={"url": ""}), environ={})
+    with pytest.raises(edge_config.ConfigError, match="no broker and no --out"):
+        Agent(nowhere)
+    in_memory = Agent(nowhere, sinks=[WindowList()])  # what recording.analyse builds: no broker, no outbox
+    assert in_memory.recording and in_memory.publisher is None and in_memory.outbox is None
+    in_memory.capture.source.close()
     with pytest.raises(edge_config.ConfigError, match="time zone"):
         edge_config.load(None, settings(clip, out="x", source={"kind": "video", "path": str(clip),
                                                               "recorded_at": "2026-12-02T18:00:00"}), environ={})

@@ -113,7 +113,7 @@ class VideoFileSource(FrameSource):
                 break
         if self.max_fps > 0:
             self._next_due = max(self._next_due + 1.0 / self.max_fps, self._pos - self._first + 0.5 / self.max_fps)
-        self.timestamp = self._pos - self._first
+        self.timestamp = round(self._pos - self._first, 6)  # 4.9999999 from the decoder is 5.0: on its boundary
         self.end = self.timestamp + max(self.frame_s, 1.0 / self.max_fps if self.max_fps > 0 else 0.0)
         return frame
 
