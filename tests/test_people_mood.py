@@ -249,3 +249,50 @@ def test_a_v1_only_venue_bounds_an_attacker_by_the_cap(tmp_path):
     store.add_windows(_stream("cam-1", lambda i: {"angry": 30_000}, None, count=29, frames=300), received=NOW)
     assert views.mood("hall-a", now=NOW).shares["angry"] <= 2 / 5 + 0.02
     store.close()
+
+
+# ---- PostgreSQL: the side table made once by replicas racing for it ---------------------------------------------
+
+def test_replicas_on_postgresql_create_the_people_table_once_and_see_each_others_rows():
+    """Two aggregators' stores on one PostgreSQL, both opened before any v2 window: their first v2 windows race to
+    create window_people (under the schema's advisory lock, so neither fails), and each reads the other's rows."""
+    import threading
+
+    from postgres import PostgresUnavailable, ThrowawayPostgres
+
+    try:
+        server = ThrowawayPostgres().start()
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
+    try:
+        url = server.create_database("people")
+        stores = [Store(url), Store(url)]
+        assert stores[0].people_windows("hall-a", NOW - 300, NOW) == []  # no table yet: nothing, no error
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(2)
+
+        def first_v2(n: int) -> None:
+            try:
+                barrier.wait(5)
+                stores[n].add_windows([window(f"cam-{n}", 0, NOW - 30, {"happy": 6}, people={
+                    "people": 2 + n, "entered": 2 + n, "votes": {"happy": 2 + n}, "in_view": 1.0, "dwell_s": None,
+                    "ended": 0})], received=NOW)
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=first_v2, args=(n,)) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not errors, errors
+        for store in stores:
+            rows = store.people_windows("hall-a", NOW - 300, NOW)
+            assert sorted((r.camera, r.people) for r in rows) == [("cam-0", 2), ("cam-1", 3)]
+            views = Views(store, offline_after_s=3600.0, mood_window_s=300.0)
+            assert views.mood("hall-a", now=NOW).people_seen == 5
+        assert stores[0].prune(NOW) == 2 and stores[1].people_windows("hall-a", NOW - 300, NOW) == []
+        for store in stores:
+            store.close()
+    finally:
+        server.stop()
