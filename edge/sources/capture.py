@@ -136,7 +136,7 @@ class Capture:
             frame = self.source.read()
             now = time.monotonic()
             if frame is None:
-                if getattr(self.source, "exhausted", False) or (not self.source.paced and not self.config.loop):
+                if getattr(self.source, "exhausted", False) or (not self.source.paced and not self.config.loops):
                     self.finished.set()
                     return
                 if now - last_frame > self.config.stall_s:
