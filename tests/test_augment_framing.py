@@ -60,7 +60,7 @@ def test_drawn_boxes_follow_the_measured_statistics():
     cx, cy = boxes[:, 0] + w / 2 - 0.5, boxes[:, 1] + h / 2 - 0.5
     for values, (median, std) in ((w, framing.width), (h, framing.height), (cx, framing.centre_x),
                                   (cy, framing.centre_y)):
-        assert np.median(values) == pytest.approx(median, abs=0.01 * max(std, 0.1))
+        assert np.median(values) == pytest.approx(median, abs=0.004)
         assert values.std() == pytest.approx(std * 0.96, rel=0.05)  # a normal clipped at 2 sigma: 0.96 sigma
         assert np.abs(values - median).max() <= framing.limit * std + 1e-9
 
