@@ -8,6 +8,7 @@ Sizes are small enough for seconds; ``EMO7ION_PROBE_SCALE=1`` runs the probe's o
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -26,7 +27,7 @@ from mqtt_helpers import skip_module_without_secured_broker_tools, start_plain_b
 from conftest import stored_keys
 from emo7ion.aggregator import config as aggregator_config
 from emo7ion.aggregator.service import Aggregator
-from emo7ion.broker_config import add_aggregator, add_camera, init_broker
+from emo7ion.broker_config import add_aggregator, add_camera, add_viewer, init_broker
 from emo7ion.broker_config.runner import find_tool, free_port
 from emo7ion.core import emotions, messages
 from emo7ion.edge.config import BrokerConfig
@@ -469,3 +470,96 @@ def test_broker_config_binds_ids_and_names_only_camera_topics(venue):
     assert text.count("use_username_as_clientid true") == 2, "on both listeners"
     acl = Path(venue.layout.acl).read_text()
     assert "topic write emo7ion/v1/hall/cam-1/counts" in acl and "emo7ion/v1/hall/cam-1/+" not in acl
+
+
+# ---- issue 20, 1: a stolen camera buys only its own share of the mood ----------------------------------------
+
+def people_window(venue: str, camera: str, seq: int, end: float, counts: dict, votes: dict | None,
+                  length: float = 10.0, frames: int = 20) -> bytes:
+    """A v2 window (people) as today's agents send it; ``votes`` None: a v1 window from the same credentials."""
+    full = {label: int(counts.get(label, 0)) for label in emotions.LABELS}
+    made = messages.Window(venue=venue, camera=camera, seq=seq, start=dt.datetime.fromtimestamp(end - length, dt.UTC),
+                           end=dt.datetime.fromtimestamp(end, dt.UTC), frames=frames, faces=sum(full.values()),
+                           counts=full, mean_confidence=0.8, model=MODEL)
+    if votes is not None:
+        made = dataclasses.replace(made, people=sum(votes.values()), entered=min(2, sum(votes.values())),
+                                   votes={label: int(votes.get(label, 0)) for label in emotions.LABELS},
+                                   in_view=min(100.0, sum(votes.values()) / 2), dwell_s=None, ended=0)
+    return messages.window_payload(made)
+
+
+def test_a_stolen_camera_moves_the_venue_mood_by_at_most_its_share(tmp_path):
+    """Issue 20's must-show 1: three honest cameras (v2 windows, crowds of 10, 24 and 45 people, nobody angry) and
+    one with stolen credentials sending the most a window may plausibly claim (10 s, 30 fps x 100 faces, every
+    face and every person angry; v2 and v1 alternately) plus 2,000 stacked 10 ms windows of 100 angry faces: the
+    venue's angry share, as the API serves it and as the mood topic carries it, stays within 1/4 + 0.02."""
+    directory = tmp_path / "broker"
+    port, tls_port = free_port(), free_port()
+    layout = init_broker(directory, port, tls_port, dev=True)
+    aggregator_user, viewer = add_aggregator(directory, "central"), add_viewer(directory, "wall")
+    accounts = {camera: add_camera(directory, "hall", camera) for camera in ("cam-1", "cam-2", "cam-3", "cam-4")}
+    mosquitto = layout.mosquitto().start()
+    box = SimpleNamespace(users={"aggregator": aggregator_user}, port=port, folder=tmp_path)
+    service = start_aggregator(box, mood_window_s=300)
+    cameras = {camera: Camera(port, accounts[camera], "hall", camera) for camera in accounts}
+    now = time.time()
+    try:
+        for n, camera in enumerate(("cam-2", "cam-3", "cam-4")):
+            crowd = (10, 24, 45)[n]
+            votes = {"happy": crowd - crowd // 4, "neutral": crowd // 4}
+            cameras[camera].settle([cameras[camera].send("counts", people_window(
+                "hall", camera, seq, now - 200 + seq * 10, {k: 3 * v for k, v in votes.items()}, votes))
+                for seq in range(19)])
+        assert wait_until(lambda: service.ingest.stats.stored == 3 * 19, 20), service.ingest.stats
+        honest = httpx.get(service.url + "/api/venues/hall/mood", timeout=10).json()
+        assert honest["shares"]["angry"] == 0 and honest["people_seen"] > 0
+
+        attacker = cameras["cam-1"]
+        angry = {"angry": 30_000}
+        flood = [attacker.send("counts", people_window("hall", "cam-1", seq, now - 200 + seq * 10, angry,
+                                                       angry if seq % 2 else None, frames=300))
+                 for seq in range(19)]
+        flood += [attacker.send("counts", people_window("hall", "cam-1", 100 + seq, now - 4.99, {"angry": 100},
+                                                        {"angry": 100}, length=0.01, frames=1))
+                  for seq in range(2000)]
+        assert all(code == 0 for code in attacker.settle(flood, SLOW))
+        stats = service.ingest.stats
+        assert wait_until(lambda: stats.stored + sum(stats.rejected.values()) >= 3 * 19 + len(flood), SLOW), stats
+        assert stats.stored >= 3 * 19 + 19, f"the attacker's maximal windows must be believable: {stats.rejected}"
+
+        mood = httpx.get(service.url + "/api/venues/hall/mood", timeout=10).json()
+        assert mood["faces"] > 100 * honest["faces"], "the attacker's face-frames dwarf the honest cameras'"
+        assert mood["shares"]["angry"] <= 0.25 + 0.02, mood["shares"]
+        logging.getLogger(__name__).warning(
+            "stolen camera: angry share %.4f (honest %.4f), positivity %.4f -> %.4f, faces %d -> %d, stored %d, "
+            "refused %s", mood["shares"]["angry"], honest["shares"]["angry"], honest["positivity"],
+            mood["positivity"], honest["faces"], mood["faces"], stats.stored, dict(stats.rejected))
+        recorder = _mood_reader(port, viewer)
+        try:
+            assert wait_until(lambda: recorder.latest is not None and recorder.latest.faces == mood["faces"], 30)
+            assert recorder.latest.shares["angry"] <= 0.25 + 0.02
+        finally:
+            recorder.close()
+    finally:
+        for camera in cameras.values():
+            camera.close()
+        service.stop()
+        mosquitto.stop()
+
+
+class _mood_reader:
+    """The venue's mood topic as a viewer account (a dashboard, Home Assistant) reads it."""
+
+    def __init__(self, port: int, credentials):
+        self.latest: messages.Mood | None = None
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                                  client_id=credentials.username)
+        self.client.username_pw_set(*credentials)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(messages.mood_topic("hall"), qos=1)
+        self.client.on_message = lambda c, u, m: setattr(self, "latest", messages.parse_mood(m.topic, m.payload))
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
