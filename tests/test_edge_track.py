@@ -1,5 +1,7 @@
 """edge/track: boxes become anonymous tracks by overlap and nearness; gaps end them; a split person stays one."""
 
+from pathlib import Path
+
 import numpy as np
 
 from emo7ion.core import emotions
@@ -116,3 +118,68 @@ def test_one_person_the_tracker_splits_into_many_tracks_never_counts_as_three():
         window.add_frame([said("happy")] * 3, tracks, ended)
     record = window.close(seq=1, now=120)
     assert record.people == 3 and not record.withheld and record.votes["happy"] == 3
+
+
+def faces_frame(spots, side: int = 80) -> np.ndarray:
+    """Real FER2013 faces (the demo's package data) at ``spots`` on a plain 640x360 frame."""
+    import cv2
+
+    from emo7ion.demo.crowd import load_faces
+
+    faces, _ = load_faces()
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    for index, (x, y) in enumerate(spots):
+        frame[y:y + side, x:x + side] = cv2.resize(faces[40 * index], (side, side),
+                                                   interpolation=cv2.INTER_CUBIC)[:, :, None]
+    return frame
+
+
+def make_agent(tmp_path, **settings):
+    from emo7ion.edge import config as edge_config
+    from emo7ion.edge.agent import Agent
+
+    model = Path(__file__).resolve().parents[1] / "models" / "emo7ion-edge-int8.tflite"
+    config = edge_config.load(None, {"venue": "v", "camera": "c", "model": str(model), "window_s": 60.0,
+                                     "source": {"path": str(tmp_path)},
+                                     "outbox": {"path": str(tmp_path / "outbox.sqlite")}, **settings}, environ={})
+    return Agent(config)  # not run: frames go straight to process(), nothing connects
+
+
+def test_the_real_agent_withholds_one_face_that_jumps_around(tmp_path):
+    """The split-person attack through the real detector, tracker and classifier: one face shown at six places in
+    turn, three frames at each (enough to count). Six people by tracks; withheld, because no frame held three."""
+    agent = make_agent(tmp_path)
+    spots = [(20, 20), (280, 20), (540, 20), (20, 260), (280, 260), (540, 260)]
+    ts = 1000.0
+    for spot in spots:
+        frame = faces_frame([spot])
+        for _frame in range(3):
+            assert agent.process(frame, ts) == 1
+            ts += 0.25
+    record = agent.window.close(seq=0, now=ts)
+    agent.outbox.close()
+    assert record.people == 6 and record.faces == 18
+    assert record.withheld and record.counts is None and record.votes is None and record.mean_confidence is None
+
+
+def test_detect_every_3_runs_the_detector_on_a_third_of_the_frames_and_sees_the_same_people(tmp_path):
+    frame = faces_frame([(40, 40), (280, 200), (520, 60)])
+    records, calls = {}, {}
+    for every in (1, 3):
+        agent = make_agent(tmp_path / str(every), detect_every=every)
+        real_detect, calls[every] = agent.detector.detect, []
+
+        def counted(image, real_detect=real_detect, log=calls[every]):
+            log.append(1)
+            return real_detect(image)
+
+        agent.detector.detect = counted
+        for index in range(12):
+            agent.process(frame, 1000.0 + index * 0.25)
+        records[every] = agent.window.close(seq=0, now=1010.0)
+        agent.outbox.close()
+    assert (len(calls[1]), len(calls[3])) == (12, 4)
+    assert records[1].people == records[3].people == 3 and not records[3].withheld
+    # carried boxes are classified: only the frames before a face was found twice lack it (frames 1 and 2)
+    assert (records[1].faces, records[3].faces) == (36, 30)
+    assert records[3].votes == records[1].votes
