@@ -18,6 +18,9 @@ FLAGS = (
     ("--port", "port", "HTTP port (default 8080)"),
     ("--token", "token", "require this bearer token on the API (prefer EMO7ION_AGG__TOKEN)"),
     ("--mood-window", "mood_window_s", "seconds of the venue mood's sliding window (default 300)"),
+    ("--mood-camera-weight", "mood_camera_weight", "equal (default: each camera weighs the same in a mood) or "
+                                                   "capped (by its people, at most --mood-camera-cap x the median)"),
+    ("--mood-camera-cap", "mood_camera_cap", "a camera weighs at most this many times the median camera (default 2)"),
     ("--retention-days", "retention_days", "days of windows to keep (default 30)"),
     ("--discovery-prefix", "discovery_prefix", "Home Assistant MQTT discovery prefix (default homeassistant)"),
 )
