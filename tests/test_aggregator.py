@@ -208,3 +208,24 @@ def test_api_docs_show_the_response_schemas(live_aggregator):
     assert meta["labels"] == list(emotions.LABELS) and meta["mood_window_s"] == live.service.config.mood_window_s
     ok = schema["paths"]["/api/venues/{venue}/mood"]["get"]["responses"]["200"]["content"]["application/json"]
     assert ok["schema"]["$ref"].endswith("/MoodOut")
+
+
+def test_the_api_serves_people_where_cameras_send_them(live_aggregator):
+    """Through the real broker and ingest: a v2 camera's people reach the API's mood; a venue of v1 cameras has the
+    people fields null; /docs says what each figure counts."""
+    live = live_aggregator
+    live.publish_window("hall-a", "cam-1", {"happy": 6, "neutral": 2})  # an old agent
+    live.publish_window("hall-a", "cam-2", {"angry": 9, "sad": 3}, people={
+        "people": 4, "entered": 4, "votes": {"angry": 3, "sad": 1}, "in_view": 1.2, "dwell_s": None, "ended": 0})
+    live.publish_window("hall-b", "cam-1", {"surprise": 3})
+    assert live.wait_stored(3, timeout=30)
+    mood = get(live, "/api/venues/hall-a/mood").json()
+    assert (mood["faces"], mood["people_seen"], mood["votes"], mood["dwell_s"]) == (20, 4, 4, None)
+    assert mood["people_in_view"] == 1.2  # cam-2 is online (heard from just now), its one window
+    # Each camera's own mix, equal weight: cam-1's faces (3/4 happy) and cam-2's votes (3/4 angry).
+    assert mood["shares"]["happy"] == pytest.approx(0.375) and mood["shares"]["angry"] == pytest.approx(0.375)
+    old = get(live, "/api/venues/hall-b/mood").json()
+    assert old["faces"] == 3 and [old[k] for k in ("people_in_view", "people_seen", "votes", "dwell_s")] == [None] * 4
+    fields = get(live, "/openapi.json").json()["components"]["schemas"]["MoodOut"]["properties"]
+    assert "counts twice" in fields["people_seen"]["description"] and "not a head count" in fields["faces"][
+        "description"]
