@@ -20,7 +20,7 @@ from emo7ion.edge.sources.base import FrameSource, SourceError
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".h264", ".mjpeg", ".webm")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mkv", ".mov", ".h264", ".mjpeg", ".webm", ".mpg", ".mpeg", ".ts", ".wmv")
 
 
 def infer_source(spec: str) -> dict:
