@@ -83,6 +83,9 @@ class Demo:
         source_settings = infer_source(self.source) if source is None else {"kind": "images", "path": "(simulated)"}
         config = edge_config.load(None, {
             "venue": venue, "camera": camera, "window_s": self.window_s, "health_interval_s": 15.0,
+            # Five agents share one machine at a frame or two a second each, so a short window may hold a person
+            # once: one frame makes a person here (the simulated crowd has no false faces). Cameras keep 3.
+            "track": {"min_frames": 1},
             "zone": camera.split("-")[0] if venue == "concert-hall" else "",
             "source": {**source_settings, "fps": self.fps, "loop": True},  # a video file plays as a live camera
             "broker": {"url": broker_url, "username": credentials.username, "password": credentials.password},
