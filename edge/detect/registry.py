@@ -56,9 +56,12 @@ def available() -> list[str]:
 
 
 def options_help(detector_type: str) -> list[tuple[str, Any, str]]:
-    """(name, default, help) of each option of a detector type: its own first, then those it shares with others."""
+    """(name, default, help) of each option of a detector type: its own first (declared in a plugin module, its
+    own or the one it varies, as centerface-int8 varies centerface), then those it shares with every tiled one."""
     module = _plugin(detector_type)
-    own = module.Options.__annotations__
+    plugin_modules = {found.__name__ for found in plugins().values()}
+    own = {name for klass in module.Options.__mro__ if klass.__module__ in plugin_modules
+           for name in vars(klass).get("__annotations__", {})}
     fields = sorted(dataclasses.fields(module.Options), key=lambda f: f.name not in own)
     return [(f.name, f.default, f.metadata.get("help", "")) for f in fields]
 

@@ -3,6 +3,10 @@
 A detection is matched to at most one valid face at IoU >= 0.5, greedily by score (WIDER FACE style). Recall is
 reported for faces at least 32 px high (what the classifier can read) and 16-32 px. A detection that matches no
 valid face is a false positive unless it lies on a face the dataset marks invalid (a real but unrecognisable face).
+Faces of 8-16 px are reported too: too small for the classifier, they are what ``upscale`` is for (a detector
+that finds them at 1.5x finds them at 24 px in an enlarged frame).
+
+:func:`parity` compares two detectors bin by bin: the int8 detector's proof that quantization lost no faces.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from emo7ion.edge.detect.boxes import iou_matrix
 log = logging.getLogger(__name__)
 
 IOU_THRESHOLD = 0.5
-SIZE_BINS = {"32": (32.0, float("inf")), "16_32": (16.0, 32.0)}
+SIZE_BINS = {"32": (32.0, float("inf")), "16_32": (16.0, 32.0), "8_16": (8.0, 16.0)}
 """Face height bins, in pixels: [low, high)."""
+PARITY_TOLERANCE = 0.02
+"""The most recall a detector may lose against its reference in any size bin (the classifier's rule, too)."""
 HD_FRAME = (1280, 720)
 """The frame size whose detection time is reported as ``ms_1280x720``."""
 
@@ -167,3 +173,52 @@ def score_detector(detector: FaceDetector, images_dir: str | Path, ground_truth_
               "ms_1280x720": round(float(np.mean(hd_times)), 1) if hd_times else None,
               "images": per_image}
     return result
+
+
+def parity(reference: dict[str, Any], candidate: dict[str, Any], tolerance: float = PARITY_TOLERANCE
+           ) -> list[dict[str, Any]]:
+    """Per size bin: faces, both recalls, their difference and whether ``candidate`` holds within ``tolerance``
+    of ``reference`` (results of :func:`score_detector` on the same images; a bin with no face holds trivially).
+    A candidate that finds more is within tolerance: parity bounds what it loses."""
+    rows = []
+    for name in SIZE_BINS:
+        if reference[f"faces_{name}"] != candidate[f"faces_{name}"]:
+            raise ValueError(f"bin {name}: the two results were scored on different faces "
+                             f"({reference[f'faces_{name}']} vs {candidate[f'faces_{name}']})")
+        before, after = reference[f"recall_{name}"], candidate[f"recall_{name}"]
+        change = None if before is None else round(after - before, 4)
+        rows.append({"bin": name, "faces": reference[f"faces_{name}"], "reference": before, "candidate": after,
+                     "change": change, "holds": change is None or change >= -tolerance - 1e-9})
+    return rows
+
+
+def parity_table(reference: dict[str, Any], candidate: dict[str, Any], rows: list[dict[str, Any]],
+                 tolerance: float = PARITY_TOLERANCE) -> str:
+    """:func:`parity`'s rows as text, with both detectors' false positives and times."""
+    def label(name: str) -> str:
+        low, high = SIZE_BINS[name]
+        return f">= {low:.0f} px" if high == float("inf") else f"{low:.0f}-{high:.0f} px"
+
+    def recall(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    ref, cand = reference["detector"], candidate["detector"]
+    width = max(len(ref), len(cand), 9)
+    lines = [f"{'face height':<12} {'faces':>6} {ref:>{width}} {cand:>{width}} {'change':>7}  within {tolerance}",
+             "-" * (12 + 6 + 2 * width + 7 + 20)]
+    for row in rows:
+        change = "-" if row["change"] is None else f"{row['change']:+.3f}"
+        lines.append(f"{label(row['bin']):<12} {row['faces']:>6} {recall(row['reference']):>{width}} "
+                     f"{recall(row['candidate']):>{width}} {change:>7}  {'yes' if row['holds'] else 'NO'}")
+    lines.append(f"{'false pos.':<12} {'':>6} {reference['false_positives']:>{width}} "
+                 f"{candidate['false_positives']:>{width}}")
+    for key, what in (("ms_per_frame", "ms native"), ("ms_1280x720", "ms 1280x720")):
+        if reference.get(key) and candidate.get(key):
+            lines.append(f"{what:<12} {'':>6} {reference[key]:>{width}.1f} {candidate[key]:>{width}.1f} "
+                         f"{candidate[key] / reference[key]:>6.2f}x")
+    failed = [label(r["bin"]) for r in rows if not r["holds"]]
+    if failed:
+        lines.append(f"parity FAILS: {cand} loses more than {tolerance} recall against {ref} in {', '.join(failed)}")
+    else:
+        lines.append(f"parity holds: {cand} loses at most {tolerance} recall against {ref} in every size bin")
+    return "\n".join(lines)

@@ -10,6 +10,8 @@ from importlib import resources
 from pathlib import Path
 
 CENTERFACE = "centerface.onnx"
+CENTERFACE_INT8 = "centerface_int8.onnx"
+"""Made from CENTERFACE by scripts/quantize_centerface.py; its provenance is ``centerface_int8.json``."""
 BLAZEFACE = {"full": "face_detection_full_range.tflite", "short": "face_detection_short_range.tflite"}
 
 
