@@ -125,11 +125,24 @@ def test_cli_window_longer_than_the_clip_recorded_at_and_no_connection(tmp_path,
     assert "1883" not in caplog.text and "broker" not in caplog.text.lower() and "connect" not in caplog.text
 
 
-@pytest.mark.parametrize("case", ["missing", "damaged", "future"])
+def zeroed_frames(path: Path) -> Path:
+    """The clip with every byte of its frame data zeroed: the container opens, not one frame decodes."""
+    data = bytearray(write_clip(path, FPS, 10).read_bytes())
+    at = data.find(b"mdat")
+    size = int.from_bytes(data[at - 4:at], "big")
+    data[at + 4:at - 4 + size] = bytes(size - 8)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing", "damaged", "undecodable", "future"])
 def test_a_video_the_agent_cannot_use_is_one_line_and_status_2(tmp_path, clip, capsys, case):
-    source = {"missing": tmp_path / "nowhere.mp4", "damaged": tmp_path / "damaged.mp4"}.get(case, clip)
+    source = {"missing": tmp_path / "nowhere.mp4", "damaged": tmp_path / "damaged.mp4",
+              "undecodable": tmp_path / "zeroed.mp4"}.get(case, clip)
     if case == "damaged":
         source.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(2000))  # an mp4 header, then nothing decodable
+    if case == "undecodable":
+        zeroed_frames(source)
     extra = ["--recorded-at", (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()] if case == "future" else []
     started = time.monotonic()
     code = cli.main(["edge", "run", "--venue", "hall-a", "--camera", "event-cam", "--source", str(source),
@@ -139,7 +152,8 @@ def test_a_video_the_agent_cannot_use_is_one_line_and_status_2(tmp_path, clip, c
     assert time.monotonic() - started < 30, "no reopening loop"
     lines = [line for line in err.splitlines() if line.startswith("emo7ion edge: error:")]
     assert len(lines) == 1 and "Traceback" not in err, err
-    expected = {"missing": "no such video file", "damaged": "cannot be read", "future": "in the future"}[case]
+    expected = {"missing": "no such video file", "damaged": "cannot be read", "undecodable": "not one frame",
+                "future": "in the future"}[case]
     assert expected in lines[0] and (case == "future" or str(source) in lines[0])
 
 

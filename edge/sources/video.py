@@ -42,6 +42,7 @@ class VideoFileSource(FrameSource):
         self.exhausted = False
         self._pos = -1.0  # the decoder's time of the last decoded frame, kept or not
         self._first: float | None = None  # the decoder's time of the first frame (an edit list may shift it)
+        self._decoded = 0
         self._next_due = 0.0
 
     @property
@@ -77,7 +78,7 @@ class VideoFileSource(FrameSource):
         self.frame_count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
         self._capture = capture
         self.timestamp, self.end, self.exhausted = 0.0, 0.0, False
-        self._pos, self._first, self._next_due = -1.0, None, 0.0
+        self._pos, self._first, self._next_due, self._decoded = -1.0, None, 0.0, 0
         if not self.frame_count:
             self.frame_count = self._count_frames()
 
@@ -102,8 +103,8 @@ class VideoFileSource(FrameSource):
         while True:
             ok, frame = self._capture.read()
             if not ok:
-                self.exhausted = True
-                return None
+                return self._ended()
+            self._decoded += 1
             position = self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             # The decoder's time of this frame where it gives one that moves forward; else one frame on.
             self._pos = position if position > self._pos else self._pos + self.frame_s
@@ -116,6 +117,17 @@ class VideoFileSource(FrameSource):
         self.timestamp = round(self._pos - self._first, 6)  # 4.9999999 from the decoder is 5.0: on its boundary
         self.end = self.timestamp + max(self.frame_s, 1.0 / self.max_fps if self.max_fps > 0 else 0.0)
         return frame
+
+    def _ended(self) -> None:
+        """The end of the file: an error if not even one frame decoded, a warning if far fewer than it states."""
+        if not self._decoded:
+            raise RecordingError(f"video file {self.path} opened but not one frame of it could be decoded (a codec "
+                                 f"this OpenCV build lacks, or a damaged file)")
+        if not self.exhausted and self._decoded < 0.98 * self.frame_count:
+            log.warning("%s ended after %d of the %d frames its container states: damaged or cut short?",
+                        self.path, self._decoded, self.frame_count)
+        self.exhausted = True
+        return None
 
     def close(self) -> None:
         if self._capture is not None:
