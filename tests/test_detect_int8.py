@@ -164,3 +164,18 @@ def test_quantize_script_explains_itself():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "quantize_centerface.py"), "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--images" in result.stdout and "QDQ" in result.stdout
+
+
+@needs_sample
+def test_bench_edge_compares_int8_with_float(capsys):
+    """``emo7ion bench edge`` runs both detectors through the agent's pipeline and prints int8's time against
+    float's (tiny frames here: the figures in docs/benchmarks.md come from 1280x720)."""
+    assert main(["bench", "edge", "--images", str(SAMPLE / "images"), "--sizes", "320x180", "--frames", "4",
+                 "--rounds", "2", "--detector", "centerface", "--detector", "centerface-int8", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    rows = json.loads(out[-1])
+    assert [row["detector"]["type"] for row in rows] == ["centerface", "centerface-int8"]
+    assert rows[0]["detect_ratio"] == 1.0 and rows[1]["detect_ratio"] > 0 and rows[1]["detect_floor_ratio"] > 0
+    assert all(len(row["detect_ms_rounds"]) == 2 and row["rounds"] == 2 for row in rows)
+    assert any(line.startswith("320x180: centerface-int8 detects in ") for line in out)
+    assert rows[0]["detector"]["threshold"] == 0.3 and "threshold" not in rows[1]["detector"]  # own defaults

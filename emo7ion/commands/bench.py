@@ -33,6 +33,14 @@ def register(commands) -> None:
     edge.add_argument("--sizes", default="1280x720,1920x1080", help="comma-separated WxH (default: %(default)s)")
     edge.add_argument("--no-flip", action="store_true",
                       help="run the pipeline without flip averaging (its cost is reported either way)")
+    edge.add_argument("--detector", action="append", default=[], metavar="NAME",
+                      help="detector type (default: the measured default); repeat to compare, e.g. --detector "
+                           "centerface --detector centerface-int8: each later one's time against the first")
+    edge.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                      help="a detector option given to every --detector, e.g. upscale=1.5 (repeatable)")
+    edge.add_argument("--rounds", type=int, default=1,
+                      help="run the detectors in turn this many times and keep each one's fastest round (a shared "
+                           "machine's neighbours slow some rounds) (default: %(default)s)")
     edge.add_argument("--json", action="store_true")
     edge.set_defaults(handler=run_edge)
 
@@ -123,7 +131,11 @@ def run_edge(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--sizes {args.sizes!r}: expected e.g. 1280x720,1920x1080") from None
     model = args.model or shipped_model()
-    results = edge.run(str(model), images, sizes, frames=args.frames, flip_average=not args.no_flip)
+    from emo7ion.commands.edge_detect import detector_options
+
+    detectors = [detector_options(name, args.option) for name in args.detector or [None]]
+    results = edge.compare(str(model), images, sizes, detectors, frames=args.frames, rounds=args.rounds,
+                           flip_average=not args.no_flip)
     print(edge.table(results))
     if args.json:
         print(json.dumps(results))
