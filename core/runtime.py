@@ -100,6 +100,7 @@ class EmotionClassifier:
             self.metadata = provenance.read(data)
         except ValueError as error:
             raise ModelError(f"{self.path}: {error}") from error
+        self.crop = faces.V1  # a model without provenance keeps the crop devices always gave it
         self._label_index = self._check_contract(self.metadata)
         Interpreter, self.interpreter_name = interpreter_class(interpreter)
         try:
@@ -133,6 +134,11 @@ class EmotionClassifier:
                 "variant": str(meta.get("variant", "unknown"))}
 
     @property
+    def crop_margin(self) -> float:
+        """The margin this model's faces are cropped with (``core.faces.prepare_faces``): its stored contract's."""
+        return self.crop.margin
+
+    @property
     def input_dtype(self) -> str:
         return np.dtype(self._in_quant.dtype).name if self._in_quant else "float32"
 
@@ -153,6 +159,10 @@ class EmotionClassifier:
         if not np.isclose(float(contract.get("scale", -1)), expected["scale"]):
             raise ModelError(f"{self.path}: input scale={contract.get('scale')!r}, "
                              f"this runtime expects {expected['scale']}")
+        try:
+            self.crop = faces.FaceCropSpec.stored(contract)
+        except ValueError as error:
+            raise ModelError(f"{self.path}: {error}") from error
         return None if order == list(range(emotions.NUM_CLASSES)) else order
 
     def _resize(self, batch: int) -> None:

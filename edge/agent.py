@@ -111,7 +111,8 @@ class Agent:
             tracks, boxes, ended = [t for t, _ in carried], [tuple(b) for _, b in carried], []
         self._frame_index += 1
         detected = time.perf_counter()
-        predictions = self.classifier.classify(faces.prepare_faces(frame, boxes)) if boxes else []
+        predictions = (self.classifier.classify(faces.prepare_faces(frame, boxes, self.classifier.crop_margin))
+                       if boxes else [])
         done = time.perf_counter()
         self.window.add_frame(predictions, tracks, ended)
         self.stats.frames += 1

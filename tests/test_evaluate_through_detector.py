@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 
 from emo7ion.cli import main
-from emo7ion.core import emotions
+from emo7ion.core import emotions, provenance
 from emo7ion.core import faces as crop_contract
-from emo7ion.core.resources import shipped_model as default_model_path
+from emo7ion.core.resources import shipped_model
 from emo7ion.core.runtime import EmotionClassifier
 from emo7ion.edge.detect import registry
-from emo7ion.training.evaluate_through_detector import Canvas, box_statistics, crops
+from emo7ion.training.evaluate_through_detector import (
+    Canvas,
+    border_share,
+    box_statistics,
+    crops,
+    evaluate_through_detector,
+)
 
 PER_CLASS = 5
 
@@ -47,8 +53,8 @@ def run_json(capsys, *argv) -> tuple[dict, str]:
 
 def test_through_detector_reports_detection_and_both_framings_on_the_same_faces(face_folder, capsys):
     root, chosen = face_folder
-    model = str(default_model_path())
-    report, text = run_json(capsys, "evaluate", model, str(root), "--through-detector", "--margins", "0.1,0",
+    model = str(shipped_model())
+    report, text = run_json(capsys, "evaluate", model, str(root), "--through-detector", "--margins", "0.1,0.025",
                             "--json")
 
     n_faces = len(emotions.LABELS) * (PER_CLASS + 1)
@@ -58,7 +64,7 @@ def test_through_detector_reports_detection_and_both_framings_on_the_same_faces(
     assert report["canvas"] == {"scale": 4, "pad": 0.25, "fill": "gray"}
     assert 0 < report["detected"] <= n_faces - len(emotions.LABELS)  # no blank is a face
     assert report["detected_share"] == pytest.approx(report["detected"] / n_faces, abs=1e-4)
-    assert set(report["margins"]) == {"0.1", "0"} and report["margin"] == 0.1
+    assert set(report["margins"]) == {"0.1", "0.025"} and report["margin"] == 0.1
     assert report["through_detector"] == report["margins"]["0.1"]
     for line in (report["native"], *report["margins"].values()):
         assert line["n"] == report["detected"]
@@ -67,6 +73,8 @@ def test_through_detector_reports_detection_and_both_framings_on_the_same_faces(
         assert report["detected_share_per_class"][label] <= PER_CLASS / (PER_CLASS + 1) + 1e-4
     assert report["boxes"]["n"] == report["detected"] and 0.5 < report["boxes"]["height"]["median"] < 1.2
     assert "native framing" in text and "margin 0.1" in text
+    assert report["contract_margin"] == EmotionClassifier(model).crop_margin  # the shipped 1.2 stores 0.1
+    assert 0.0 <= report["margins"]["0.025"]["border_share"] < report["margins"]["0.1"]["border_share"] < 0.5
 
     # The native figure, recomputed here: the detector's own boxes decide which faces count, and the classifier
     # (face and mirror averaged) reads those faces in the dataset's framing.
@@ -94,6 +102,27 @@ def test_through_detector_reports_detection_and_both_framings_on_the_same_faces(
     assert report["boxes"] == box_statistics(np.array(found_boxes))
 
 
+def test_without_margins_the_model_s_own_contract_margin_is_the_headline(face_folder, tmp_path):
+    """A device crops each model with its stored margin; so does the evaluation unless told otherwise."""
+    root, _ = face_folder
+    detector = registry.create(registry.DEFAULT)
+    data = provenance.read(shipped_model().read_bytes())
+    for margin in (0.1, 0.025):
+        model = tmp_path / f"m{margin}.tflite"
+        model.write_bytes(provenance.embed(shipped_model().read_bytes(),
+                                           {**data, "input": {**crop_contract.CONTRACT.as_dict(), "margin": margin}}))
+        report = evaluate_through_detector(str(model), str(root), detector.detect, subset=14, flip=False,
+                                           progress=False)
+        assert report["margin"] == report["contract_margin"] == margin and list(report["margins"]) == [f"{margin:g}"]
+        assert report["n"] == 14 and report["flip_average"] is False
+
+
+def test_border_share_is_the_part_of_the_square_outside_the_frame():
+    boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.25, 0.25, 0.5, 0.5], [0.0, 0.0, 0.5, 1.0]])
+    np.testing.assert_allclose(border_share(boxes, 0.0), [0.0, 0.0, 0.25])  # a narrow box's square: 1/4 outside
+    np.testing.assert_allclose(border_share(boxes, 0.25), [1 - 1 / 2.25, 0.0, 1 - 1 / 2.25])
+
+
 def test_canvas_fills_and_placement():
     face = np.arange(48 * 48, dtype=np.uint32).reshape(48, 48).astype(np.uint8)
     for fill in ("gray", "mean", "replicate"):
@@ -111,5 +140,5 @@ def test_canvas_fills_and_placement():
 
 def test_bad_margins_are_named(face_folder, capsys):
     root, _ = face_folder
-    assert main(["evaluate", str(default_model_path()), str(root), "--through-detector", "--margins", "a"]) == 2
+    assert main(["evaluate", str(shipped_model()), str(root), "--through-detector", "--margins", "a"]) == 2
     assert "--margins" in capsys.readouterr().err

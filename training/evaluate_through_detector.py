@@ -17,10 +17,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from emo7ion.core import emotions, faces
+from emo7ion.core import emotions, faces, provenance
 from emo7ion.training import data as datasets
 from emo7ion.training import metrics
 from emo7ion.training.evaluate import load_predictor
@@ -136,6 +137,17 @@ def box_statistics(boxes: np.ndarray) -> dict:
             "centre_y": spread(cy), "side_over_frame_at_margin_0": spread(np.maximum(w, h))}
 
 
+def border_share(boxes: np.ndarray, margin: float) -> np.ndarray:
+    """The share of each crop's square that lies outside the dataset frame (canvas fill, not face): what a margin
+    measures of the fill rather than of the framing."""
+    w, h = boxes[:, 2], boxes[:, 3]
+    side = np.maximum(w, h) * (1.0 + 2.0 * margin)
+    x0, y0 = boxes[:, 0] + w / 2 - side / 2, boxes[:, 1] + h / 2 - side / 2
+    inside_x = np.clip(np.minimum(x0 + side, 1.0) - np.maximum(x0, 0.0), 0.0, None)
+    inside_y = np.clip(np.minimum(y0 + side, 1.0) - np.maximum(y0, 0.0), 0.0, None)
+    return 1.0 - inside_x * inside_y / (side * side)
+
+
 def classify(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int) -> np.ndarray:
     """Predicted class of each uint8 48x48 face."""
     out = [predict(faces.normalise(images[s:s + batch_size])).argmax(axis=1)
@@ -148,16 +160,28 @@ def _accuracy_line(summary: dict) -> dict:
     return {key: summary[key] for key in ("n", "accuracy", "macro_f1", "per_class")}
 
 
+def contract_margin(model: str | Path) -> float:
+    """The margin a device crops ``model``'s faces with: a ``.tflite`` file's stored contract (no provenance:
+    contract 1, as ``core.runtime`` assumes), or the current contract for a ``.keras`` model, which converts to it."""
+    path = Path(model)
+    if path.suffix != ".tflite":
+        return faces.CONTRACT.margin
+    metadata = provenance.read(path.read_bytes())
+    if metadata is None:
+        return faces.V1.margin
+    return faces.FaceCropSpec.stored(metadata.get("input") or {}).margin
+
+
 def evaluate_through_detector(model: str, data_dir: str, detect: Detect, split: str | None = None,
-                              margins: Sequence[float] = (faces.DEFAULT_MARGIN,), canvas: Canvas = Canvas(),
+                              margins: Sequence[float] | None = None, canvas: Canvas = Canvas(),
                               flip: bool = True, subset: int | None = None, batch_size: int = 64,
                               threads: int = 1, interpreter: str | None = None, progress: bool = True) -> dict:
     """Detected share, accuracy through the detector at each margin and accuracy in the dataset's framing on the
     same detected faces (``native``), plus the native accuracy of all faces and the detector's box statistics.
 
-    ``margins[0]`` is the headline margin (``through_detector``); every margin is in ``margins``."""
-    if not margins:
-        raise ValueError("give at least one crop margin")
+    ``margins[0]`` is the headline margin (``through_detector``); every margin is in ``margins``. Without
+    margins, the model's own contract margin: the crop a device gives this model."""
+    margins = list(margins) if margins else [contract_margin(model)]
     dataset = datasets.load(data_dir, split)
     if subset:
         dataset = dataset.subset(subset)
@@ -174,6 +198,8 @@ def evaluate_through_detector(model: str, data_dir: str, detect: Detect, split: 
         predicted = classify(predict, crops(x, detected.boxes[found], margin, canvas), batch_size)
         by_margin[f"{margin:g}"] = {**_accuracy_line(metrics.summarise(y, predicted)),
                                     "agree_with_native": round(float((predicted == native_all[found]).mean()), 4)
+                                    if len(y) else 0.0,
+                                    "border_share": round(float(border_share(detected.boxes[found], margin).mean()), 4)
                                     if len(y) else 0.0}
     headline = by_margin[f"{margins[0]:g}"]
     per_class_found = {label: round(float(found[dataset.y == k].mean()), 4) if (dataset.y == k).any() else 0.0
@@ -183,7 +209,7 @@ def evaluate_through_detector(model: str, data_dir: str, detect: Detect, split: 
         "detected": int(found.sum()), "detected_share": round(float(found.mean()), 4),
         "detected_share_per_class": per_class_found,
         "other_boxes": int(detected.others.sum()),
-        "margin": float(margins[0]),
+        "margin": float(margins[0]), "contract_margin": contract_margin(model),
         "through_detector": headline,
         "native": _accuracy_line(native),
         "native_all": _accuracy_line(metrics.summarise(dataset.y, native_all)),
@@ -212,7 +238,7 @@ def format_report(report: dict) -> str:
 
     lines.append(row("native", report["native"]))
     for margin, line in report["margins"].items():
-        lines.append(row(f"margin {margin}", line))
+        lines.append(row(f"margin {margin}", line) + f"   border {100 * line['border_share']:.1f}% of the crop")
     lines.append(row("detected share", {"accuracy": report["detected_share"], "macro_f1": float("nan"),
                                         "per_class": report["detected_share_per_class"]}))
     boxes = report["boxes"]

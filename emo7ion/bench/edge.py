@@ -72,7 +72,7 @@ def run(model: str, images: list[Path], sizes: list[tuple[int, int]], detector: 
                 t1 = time.perf_counter()
                 boxes = [(d.x, d.y, d.w, d.h) for d in found.detect(frame) if d.h >= MIN_FACE_PX]
                 t2 = time.perf_counter()
-                batch = faces.prepare_faces(frame, boxes)
+                batch = faces.prepare_faces(frame, boxes, classifier.crop_margin)
                 t3 = time.perf_counter()
                 predictions = classifier.classify(batch) if len(batch) else []
                 t4 = time.perf_counter()

@@ -183,11 +183,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_evaluate_through_detector(args: argparse.Namespace) -> int:
     """The device's path on a labelled set; the detector is built here (the training floor imports only core)."""
     from emo7ion.commands.edge_detect import detector_options
-    from emo7ion.core import faces
     from emo7ion.edge.detect import registry
     from emo7ion.training.evaluate_through_detector import Canvas, evaluate_through_detector, format_report
 
-    margins = _margins(args.margins) if args.margins else [faces.DEFAULT_MARGIN]
+    margins = _margins(args.margins) if args.margins else None
     detector = registry.create(detector_options(args.detector, args.option))
     canvas = Canvas(scale=args.canvas_scale, pad=args.canvas_pad, fill=args.canvas_fill)
     report = evaluate_through_detector(args.model, args.data_dir, detector.detect, split=args.split,
