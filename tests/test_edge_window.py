@@ -1,6 +1,8 @@
 """edge/window: aligned windows, early close, people and their votes, and privacy withholding by people."""
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emo7ion.core import emotions, messages
 from emo7ion.core.runtime import Prediction
@@ -161,3 +163,27 @@ def test_early_close_on_shutdown():
     counter.add_frame([])
     record = counter.close(seq=1, now=104.5, early=True)
     assert record.end.timestamp() == 104.5 and record.in_view == 0.0 and record.people == 0
+
+
+# Frames as lists of (track number, label): any tracker output, however it splits or swaps people.
+FACE = st.tuples(st.integers(0, 30), st.sampled_from(emotions.LABELS))
+FRAMES = st.lists(st.lists(FACE, max_size=6, unique_by=lambda face: face[0]), max_size=40)
+
+
+@settings(derandomize=True, deadline=None, database=None, max_examples=300)
+@given(frames=FRAMES, min_people=st.integers(1, 5), min_track_frames=st.integers(1, 4))
+def test_any_tracker_output_gives_a_consistent_window_that_withholds_below_min_people_in_a_frame(
+        frames, min_people, min_track_frames):
+    """Whatever the tracker did, the window parses as v2, votes add up to people, and if no frame held
+    ``min_people`` faces, nothing about emotions is published: the privacy rule cannot be beaten by tracks."""
+    tracks = {number: track(number) for number in range(31)}
+    counter = WindowCounter("v", "c", 10, min_people, MODEL, now=0, min_track_frames=min_track_frames)
+    for faces in frames:
+        counter.add_frame([said(label) for _, label in faces], [tracks[number] for number, _ in faces])
+    record = counter.close(seq=0, now=10)
+    back = parsed(record)
+    assert back.people == record.people <= record.faces and back.entered == record.entered == record.people
+    if max((len(faces) for faces in frames), default=0) < min_people:
+        assert back.withheld and back.counts is None and back.votes is None and back.mean_confidence is None
+    if not back.withheld:
+        assert sum(back.votes.values()) == back.people
