@@ -36,7 +36,7 @@ VELOCITY_GAIN_FIRST = 1.0
 detector's jitter of a few pixels, follows a walking person within two or three detections."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)  # no repr: a track's number and box never end up in a log line or traceback
 class Track:
     """One face followed across frames. ``number`` only tells tracks apart in memory: never published."""
 
