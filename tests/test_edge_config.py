@@ -113,7 +113,7 @@ def test_deploy_example_config_is_valid(tmp_path, model_file):
     example = Path(__file__).resolve().parents[1] / "edge" / "deploy" / "edge.toml.example"
     config = edge_config.load(example, {"model": model_file, "broker": {"ca_file": ""}}, environ={})
     assert config.source.kind == "picamera2" and config.broker.tls and config.broker.port == 8883
-    assert config.detector["type"] == "centerface" and config.min_people == 3 and config.min_faces is None
+    assert config.detector["type"] == "centerface-int8" and config.min_people == 3 and config.min_faces is None
     assert (config.track.max_gap_s, config.track.min_frames, config.detect_every) == (1.0, 3, 1)
 
 

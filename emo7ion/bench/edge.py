@@ -105,6 +105,15 @@ def run(model: str, images: list[Path], sizes: list[tuple[int, int]], detector: 
     return results
 
 
+def detector_spec(text: str | None, shared: list[str]) -> dict:
+    """Registry options from ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE`` (options of that detector only) plus the
+    ``KEY=VALUE`` texts every detector gets; None is the measured default."""
+    from emo7ion.commands.edge_detect import detector_options
+
+    name, _, own = (text or "").partition(":")
+    return detector_options(name or None, shared + [part for part in own.split(",") if part.strip()])
+
+
 def compare(model: str, images: list[Path], sizes: list[tuple[int, int]], detectors: list[dict], frames: int = 20,
             rounds: int = 3, flip_average: bool = True) -> list[dict]:
     """:func:`run` for each detector in turn, ``rounds`` times over; per detector and resolution the round with

@@ -33,9 +33,10 @@ def register(commands) -> None:
     edge.add_argument("--sizes", default="1280x720,1920x1080", help="comma-separated WxH (default: %(default)s)")
     edge.add_argument("--no-flip", action="store_true",
                       help="run the pipeline without flip averaging (its cost is reported either way)")
-    edge.add_argument("--detector", action="append", default=[], metavar="NAME",
-                      help="detector type (default: the measured default); repeat to compare, e.g. --detector "
-                           "centerface --detector centerface-int8: each later one's time against the first")
+    edge.add_argument("--detector", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                      help="detector type and its own options (default: the measured default); repeat to compare, "
+                           "e.g. --detector centerface --detector centerface-int8:upscale=1.5: each later one's "
+                           "time against the first")
     edge.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                       help="a detector option given to every --detector, e.g. upscale=1.5 (repeatable)")
     edge.add_argument("--rounds", type=int, default=1,
@@ -131,9 +132,7 @@ def run_edge(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--sizes {args.sizes!r}: expected e.g. 1280x720,1920x1080") from None
     model = args.model or shipped_model()
-    from emo7ion.commands.edge_detect import detector_options
-
-    detectors = [detector_options(name, args.option) for name in args.detector or [None]]
+    detectors = [edge.detector_spec(text, args.option) for text in args.detector or [None]]
     results = edge.compare(str(model), images, sizes, detectors, frames=args.frames, rounds=args.rounds,
                            flip_average=not args.no_flip)
     print(edge.table(results))
