@@ -4,9 +4,10 @@ A tracker in the SORT family: each live track predicts where its face is now (co
 alpha-beta filter: the steady state of SORT's Kalman filter, without its matrices), the frame's boxes are
 matched to the predictions by intersection over union, greedily from the best overlap down; what is left is
 matched by the distance of the centres in face sizes (at most ``max_jump``: a small face that moved half its
-width between frames overlaps little, and a new track has no velocity yet), and a box still unmatched starts a
-new track. A track ends when a detector frame at least
-``max_gap_s`` after its last detection does not find it again.
+width between frames overlaps little), and a box still unmatched starts a new track, moving at the median
+velocity of the established tracks of the frame (a camera that pans moves every face alike, so a face that
+enters the view during a pan is expected to move with the others, not to stand still). A track ends when a
+detector frame at least ``max_gap_s`` after its last detection does not find it again.
 
 What a track is made of, and why that is all: a box, a velocity, the times it was first and last detected and
 its hit count. No pixels, no crop, no appearance embedding or face descriptor: a person who leaves the view and
@@ -31,7 +32,6 @@ import numpy as np
 from emo7ion.edge.detect.boxes import iou_matrix
 
 VELOCITY_GAIN = 0.5
-VELOCITY_GAIN_FIRST = 1.0
 """How much a new measurement of a track's velocity moves the estimate (the filter's beta): smooths the
 detector's jitter of a few pixels, follows a walking person within two or three detections."""
 
@@ -135,9 +135,10 @@ class Tracker:
         for track in self.live:
             if id(track) not in matched:
                 track.found_last = False
+        drift = self._common_velocity(assigned)
         for index, track in enumerate(assigned):
             if track is None:
-                assigned[index] = Track(next(self._numbers), boxes[index].copy(), ts, ts)
+                assigned[index] = Track(next(self._numbers), boxes[index].copy(), ts, ts, velocity=drift.copy())
         still = [t for t in self.live if id(t) in matched or ts - t.last_ts <= self.max_gap_s]
         ended += [t for t in self.live if not (id(t) in matched or ts - t.last_ts <= self.max_gap_s)]
         self.live = still + [t for t in assigned if id(t) not in matched]
@@ -161,11 +162,20 @@ class Tracker:
         return ended
 
     @staticmethod
+    def _common_velocity(tracks: Sequence[Track | None]) -> np.ndarray:
+        """The median velocity of the established tracks found in this frame (three or more): what the camera's
+        own pan does to every face, so a face that appears now is expected to move along with the rest."""
+        velocities = [t.velocity for t in tracks if t is not None and t.hits >= 3]
+        if len(velocities) >= 3:
+            return np.median(velocities, axis=0)
+        return np.zeros(4)
+
+    @staticmethod
     def _correct(track: Track, box: np.ndarray, ts: float) -> None:
         elapsed = ts - track.last_ts
         if elapsed > 0:
             measured = (box - track.box) / elapsed
-            gain = VELOCITY_GAIN_FIRST if track.hits == 1 else VELOCITY_GAIN
+            gain = 1.0 if track.hits == 1 else VELOCITY_GAIN  # the first measurement replaces the prior
             track.velocity = track.velocity + gain * (measured - track.velocity)
         track.box = box.copy()
         track.last_ts = ts
