@@ -170,13 +170,16 @@ def test_quantize_script_explains_itself():
 def test_bench_edge_compares_int8_with_float(capsys):
     """``emo7ion bench edge`` runs both detectors through the agent's pipeline and prints int8's time against
     float's (tiny frames here: the figures in docs/benchmarks.md come from 1280x720)."""
-    assert main(["bench", "edge", "--images", str(SAMPLE / "images"), "--sizes", "320x180", "--frames", "4",
-                 "--rounds", "2", "--detector", "centerface", "--detector", "centerface-int8", "--json"]) == 0
+    assert main(["bench", "edge", "--images", str(SAMPLE / "images"), "--sizes", "320x180", "--frames", "8",
+                 "--detector", "centerface", "--detector", "centerface-int8:upscale=1.5", "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     rows = json.loads(out[-1])
     assert [row["detector"]["type"] for row in rows] == ["centerface", "centerface-int8"]
-    assert rows[0]["detect_ratio"] == 1.0 and rows[1]["detect_ratio"] > 0 and rows[1]["detect_floor_ratio"] > 0
-    assert all(len(row["detect_ms_rounds"]) == 2 and row["rounds"] == 2 for row in rows)
-    assert any(line.startswith("320x180: centerface-int8 detects in ") for line in out)
+    assert rows[1]["detector"]["upscale"] == "1.5" and "upscale" not in rows[0]["detector"]  # its own option
+    assert all(row["frames"] == 8 and row["ms"]["detect"] > 0 for row in rows)
+    assert rows[0]["detect_ratio"] == rows[0]["floor_ratio"] == 1.0
+    assert rows[1]["detect_ratio"] == round(rows[1]["ms"]["detect"] / rows[0]["ms"]["detect"], 3)
+    assert rows[1]["detect_ms_floor"] <= rows[1]["detect_ms_median"] <= max(rows[1]["ms"]["detect"] * 2, 1)
+    assert any(line.startswith("320x180: centerface-int8 upscale=1.5 detect against the first") for line in out)
     # the default type gets registry.DEFAULT's settings, another type its plugin's own defaults
     assert rows[1]["detector"]["threshold"] == 0.27 and "threshold" not in rows[0]["detector"]

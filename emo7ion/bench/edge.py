@@ -4,8 +4,9 @@ Each frame goes through what the agent does: decode (the camera's capture), dete
 classify (core.runtime, int8), and window bookkeeping plus the outbox write and payload (publish). The
 figures are per frame at the given resolutions.
 
-:func:`compare` runs several detectors (float and int8 CenterFace) in turn, ``rounds`` times, and keeps each
-one's fastest round: on a shared machine the slowest rounds measure the neighbours, the fastest the detector.
+:func:`compare` runs several detectors (float and int8 CenterFace) interleaved frame by frame, so that on a
+shared machine they meet the same neighbours, and gives each one's time against the first's: mean, median and
+each photo's fastest detect (the figure least moved by other processes).
 """
 
 from __future__ import annotations
@@ -43,15 +44,20 @@ def frames_at(images: list[Path], width: int, height: int) -> list[bytes]:
 
 
 def run(model: str, images: list[Path], sizes: list[tuple[int, int]], detector: dict | None = None,
-        frames: int = 20, window_frames: int = 5, flip_average: bool = True) -> list[dict]:
-    """``flip_average`` as the agent runs; the classifier's time without it is measured beside it."""
+        frames: int = 20, window_frames: int = 5, flip_average: bool = True,
+        detectors: list[dict] | None = None) -> list[dict]:
+    """One row per resolution and detector (``detectors``, else ``detector``, else the default). With several
+    detectors each frame goes through every detector's pipeline in turn before the next frame, so all of them
+    meet the same load from other processes. ``flip_average`` as the agent runs; the classifier's time without
+    it is measured beside it."""
     import cv2
 
     cv2.setNumThreads(1)
-    detector_options = {**(detector or registry.DEFAULT)}
-    if str(detector_options.get("type", "")).startswith("centerface"):
-        detector_options.setdefault("threads", 1)
-    found = registry.create(detector_options)
+    chosen = [{**spec} for spec in (detectors or [detector or registry.DEFAULT])]
+    for spec in chosen:
+        if str(spec.get("type", "")).startswith("centerface"):
+            spec.setdefault("threads", 1)
+    found = [registry.create(spec) for spec in chosen]
     classifier = EmotionClassifier(model, num_threads=1, flip_average=flip_average)
     other = EmotionClassifier(model, num_threads=1, flip_average=not flip_average)
     results = []
@@ -59,50 +65,61 @@ def run(model: str, images: list[Path], sizes: list[tuple[int, int]], detector: 
         outbox = Outbox(Path(scratch) / "bench-outbox.sqlite")
         for width, height in sizes:
             encoded = frames_at(images, width, height)
-            window = WindowCounter("bench", "cam", 10.0, 3, classifier.model_id, now=time.time())
-            times = {stage: [] for stage in STAGES}
-            other_ms = []
-            faces_total = 0
-            classify_once = classifier.predict(np.zeros((1, 48, 48, 1), np.float32))  # warm-up
-            del classify_once
-            found.detect(cv2.imdecode(np.frombuffer(encoded[0], np.uint8), cv2.IMREAD_COLOR))
+            windows = [WindowCounter("bench", "cam", 10.0, 3, classifier.model_id, now=time.time()) for _ in found]
+            times = [{stage: [] for stage in STAGES} for _ in found]
+            other_ms: list[list[float]] = [[] for _ in found]
+            faces_total = [0 for _ in found]
+            classifier.predict(np.zeros((1, 48, 48, 1), np.float32))  # warm-up
+            for detector_now in found:
+                detector_now.detect(cv2.imdecode(np.frombuffer(encoded[0], np.uint8), cv2.IMREAD_COLOR))
             for index in range(frames):
-                t0 = time.perf_counter()
-                frame = cv2.imdecode(np.frombuffer(encoded[index % len(encoded)], np.uint8), cv2.IMREAD_COLOR)
-                t1 = time.perf_counter()
-                boxes = [(d.x, d.y, d.w, d.h) for d in found.detect(frame) if d.h >= MIN_FACE_PX]
-                t2 = time.perf_counter()
-                batch = faces.prepare_faces(frame, boxes, classifier.crop_margin)
-                t3 = time.perf_counter()
-                predictions = classifier.classify(batch) if len(batch) else []
-                t4 = time.perf_counter()
-                window.add_frame(predictions)
-                if (index + 1) % window_frames == 0:
-                    record = window.close(0, now=time.time(), early=True)
-                    outbox.add("emo7ion/v1/bench/cam/counts",
-                               lambda s, r=record: messages.window_payload(dataclasses.replace(r, seq=s)))
-                t5 = time.perf_counter()
-                if len(batch):
-                    other.classify(batch)
-                    other_ms.append((time.perf_counter() - t5) * 1000)
-                faces_total += len(predictions)
-                for stage, began, ended in zip(STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
-                    times[stage].append((ended - began) * 1000)
-            per_frame = sum(statistics.fmean(v) for v in times.values())
-            results.append({
-                "resolution": f"{width}x{height}", "frames": frames, "faces_per_frame": round(faces_total / frames, 1),
-                "frames_per_second": round(1000 / per_frame, 2),
-                "faces_per_second": round(faces_total / (per_frame * frames / 1000), 1),
-                "ms_per_frame": round(per_frame, 1),
-                "ms": {stage: round(statistics.fmean(v), 2) for stage, v in times.items()},
-                "flip_average": flip_average, "detect_ms_each": [round(v, 2) for v in times["detect"]],
-                "photos": len(encoded),
-                "classify_ms_by_flip": {
-                    "on" if flip_average else "off": round(statistics.fmean(times["classify"]), 2),
-                    "off" if flip_average else "on": round(sum(other_ms) / frames, 2)},
-                "detector": detector_options, "model": Path(model).name})
+                for which, detector_now in enumerate(found):
+                    t0 = time.perf_counter()
+                    frame = cv2.imdecode(np.frombuffer(encoded[index % len(encoded)], np.uint8), cv2.IMREAD_COLOR)
+                    t1 = time.perf_counter()
+                    boxes = [(d.x, d.y, d.w, d.h) for d in detector_now.detect(frame) if d.h >= MIN_FACE_PX]
+                    t2 = time.perf_counter()
+                    batch = faces.prepare_faces(frame, boxes, classifier.crop_margin)
+                    t3 = time.perf_counter()
+                    predictions = classifier.classify(batch) if len(batch) else []
+                    t4 = time.perf_counter()
+                    windows[which].add_frame(predictions)
+                    if (index + 1) % window_frames == 0:
+                        record = windows[which].close(0, now=time.time(), early=True)
+                        outbox.add("emo7ion/v1/bench/cam/counts",
+                                   lambda s, r=record: messages.window_payload(dataclasses.replace(r, seq=s)))
+                    t5 = time.perf_counter()
+                    if len(batch):
+                        other.classify(batch)
+                        other_ms[which].append((time.perf_counter() - t5) * 1000)
+                    faces_total[which] += len(predictions)
+                    for stage, began, ended in zip(STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
+                        times[which][stage].append((ended - began) * 1000)
+            for which, spec in enumerate(chosen):
+                stage_ms = times[which]
+                per_frame = sum(statistics.fmean(v) for v in stage_ms.values())
+                results.append({
+                    "resolution": f"{width}x{height}", "frames": frames,
+                    "faces_per_frame": round(faces_total[which] / frames, 1),
+                    "frames_per_second": round(1000 / per_frame, 2),
+                    "faces_per_second": round(faces_total[which] / (per_frame * frames / 1000), 1),
+                    "ms_per_frame": round(per_frame, 1),
+                    "ms": {stage: round(statistics.fmean(v), 2) for stage, v in stage_ms.items()},
+                    "detect_ms_median": round(statistics.median(stage_ms["detect"]), 2),
+                    "detect_ms_floor": round(_floor(stage_ms["detect"], len(encoded)), 2),
+                    "flip_average": flip_average,
+                    "classify_ms_by_flip": {
+                        "on" if flip_average else "off": round(statistics.fmean(stage_ms["classify"]), 2),
+                        "off" if flip_average else "on": round(sum(other_ms[which]) / frames, 2)},
+                    "detector": spec, "model": Path(model).name})
         outbox.close()
     return results
+
+
+def _floor(detect_ms: list[float], photos: int) -> float:
+    """Each photo's fastest detect (frames cycle through the photos), averaged over the photos: the figure that
+    other processes on a shared machine move least."""
+    return statistics.fmean(min(detect_ms[i::photos]) for i in range(min(photos, len(detect_ms))))
 
 
 def detector_spec(text: str | None, shared: list[str]) -> dict:
@@ -115,39 +132,20 @@ def detector_spec(text: str | None, shared: list[str]) -> dict:
 
 
 def compare(model: str, images: list[Path], sizes: list[tuple[int, int]], detectors: list[dict], frames: int = 20,
-            rounds: int = 3, flip_average: bool = True) -> list[dict]:
-    """:func:`run` for each detector in turn, ``rounds`` times over; per detector and resolution the round with
-    the fewest ms per frame, with every round's detect ms (``detect_ms_rounds``) and, against the first
-    detector, ``detect_ratio`` and ``frame_ratio`` (best round over best round). ``detect_ms_floor`` is each
-    photo's fastest detect over all its frames and rounds, averaged over the photos: the figure least moved by
-    other processes, and ``detect_floor_ratio`` the same against the first detector."""
-    if rounds < 1:
-        raise ValueError(f"rounds={rounds}: must be at least 1")
-    best: dict[tuple[int, str], dict] = {}
-    detect_rounds: dict[tuple[int, str], list[float]] = {}
-    each: dict[tuple[int, str], list[list[float]]] = {}
-    for _ in range(rounds):
-        for index, detector in enumerate(detectors):
-            for row in run(model, images, sizes, detector, frames, flip_average=flip_average):
-                key = (index, row["resolution"])
-                detect_rounds.setdefault(key, []).append(row["ms"]["detect"])
-                photos = each.setdefault(key, [[] for _ in range(row["photos"])])
-                for frame, ms in enumerate(row["detect_ms_each"]):
-                    photos[frame % row["photos"]].append(ms)
-                if key not in best or row["ms_per_frame"] < best[key]["ms_per_frame"]:
-                    best[key] = row
-    floor = {key: statistics.fmean(min(times) for times in photos if times) for key, photos in each.items()}
-    results = []
-    for resolution in (f"{width}x{height}" for width, height in sizes):
-        first = best[(0, resolution)]
-        for index in range(len(detectors)):
-            row = best[(index, resolution)]
-            results.append({**row, "rounds": rounds, "detect_ms_rounds": detect_rounds[(index, resolution)],
-                            "detect_ratio": round(row["ms"]["detect"] / first["ms"]["detect"], 3),
-                            "frame_ratio": round(row["ms_per_frame"] / first["ms_per_frame"], 3),
-                            "detect_ms_floor": round(floor[(index, resolution)], 2),
-                            "detect_floor_ratio": round(floor[(index, resolution)] / floor[(0, resolution)], 3)})
-    return results
+            flip_average: bool = True) -> list[dict]:
+    """:func:`run` with the detectors interleaved frame by frame, and each one's time against the first's:
+    ``detect_ratio`` (mean detect ms), ``median_ratio``, ``floor_ratio`` (each photo's fastest detect) and
+    ``frame_ratio`` (mean ms per frame)."""
+    rows = run(model, images, sizes, frames=frames, flip_average=flip_average, detectors=detectors)
+    per_size = len(detectors)
+    for start in range(0, len(rows), per_size):
+        first = rows[start]
+        for row in rows[start:start + per_size]:
+            row["detect_ratio"] = round(row["ms"]["detect"] / first["ms"]["detect"], 3)
+            row["median_ratio"] = round(row["detect_ms_median"] / first["detect_ms_median"], 3)
+            row["floor_ratio"] = round(row["detect_ms_floor"] / first["detect_ms_floor"], 3)
+            row["frame_ratio"] = round(row["ms_per_frame"] / first["ms_per_frame"], 3)
+    return rows
 
 
 def table(results: list[dict]) -> str:
@@ -169,11 +167,11 @@ def table(results: list[dict]) -> str:
                      f"{100 * (by_flip['on'] - by_flip['off']) / row['ms_per_frame']:.1f}% of a frame); "
                      f"the pipeline above runs flip {'on' if row['flip_average'] else 'off'}")
         if several and "detect_ratio" in row:
-            lines.append(f"{row['resolution']}: {_detector_label(row['detector'])} detects in "
-                         f"{row['detect_ratio']:.2f}x the first detector's time ({row['frame_ratio']:.2f}x per "
-                         f"frame), best of {row['rounds']} round(s); detect ms per round "
-                         f"{', '.join(f'{v:.1f}' for v in row['detect_ms_rounds'])}; each photo's fastest "
-                         f"detect, averaged: {row['detect_ms_floor']:.1f} ms = {row['detect_floor_ratio']:.2f}x")
+            lines.append(f"{row['resolution']}: {_detector_label(row['detector'])} detect against the first "
+                         f"detector's, interleaved frame by frame: mean {row['ms']['detect']:.1f} ms = "
+                         f"{row['detect_ratio']:.2f}x, median {row['detect_ms_median']:.1f} ms = "
+                         f"{row['median_ratio']:.2f}x, each photo's fastest {row['detect_ms_floor']:.1f} ms = "
+                         f"{row['floor_ratio']:.2f}x; whole frame {row['frame_ratio']:.2f}x")
     return "\n".join(lines)
 
 

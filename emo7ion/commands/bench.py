@@ -36,12 +36,9 @@ def register(commands) -> None:
     edge.add_argument("--detector", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
                       help="detector type and its own options (default: the measured default); repeat to compare, "
                            "e.g. --detector centerface --detector centerface-int8:upscale=1.5: each later one's "
-                           "time against the first")
+                           "time against the first, interleaved frame by frame")
     edge.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                       help="a detector option given to every --detector, e.g. upscale=1.5 (repeatable)")
-    edge.add_argument("--rounds", type=int, default=1,
-                      help="run the detectors in turn this many times and keep each one's fastest round (a shared "
-                           "machine's neighbours slow some rounds) (default: %(default)s)")
     edge.add_argument("--json", action="store_true")
     edge.set_defaults(handler=run_edge)
 
@@ -133,8 +130,7 @@ def run_edge(args: argparse.Namespace) -> int:
         raise ValueError(f"--sizes {args.sizes!r}: expected e.g. 1280x720,1920x1080") from None
     model = args.model or shipped_model()
     detectors = [edge.detector_spec(text, args.option) for text in args.detector or [None]]
-    results = edge.compare(str(model), images, sizes, detectors, frames=args.frames, rounds=args.rounds,
-                           flip_average=not args.no_flip)
+    results = edge.compare(str(model), images, sizes, detectors, frames=args.frames, flip_average=not args.no_flip)
     print(edge.table(results))
     if args.json:
         print(json.dumps(results))
