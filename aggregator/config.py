@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from emo7ion.aggregator import zones
 from emo7ion.aggregator.mood import RULES, CameraWeighting
 from emo7ion.core import messages
 from emo7ion.core.broker_connection import BrokerSettings
@@ -58,6 +59,19 @@ class AggregatorConfig:
         "help": "a window or status dated further ahead than this is rejected"})
     max_fps: float = field(default=30.0, metadata={"help": "frames per second a camera can report at most"})
     max_faces_per_frame: int = field(default=100, metadata={"help": "faces one frame can hold at most"})
+    min_window_s: float = field(default=0.5, metadata={
+        "help": "a window shorter than this is refused ('short'): half the agent's shortest window_s (1 s); "
+                "0 turns the check off"})
+    camera_backlog_s: float = field(default=86400.0, metadata={
+        "help": "window time one camera may deliver at once after a silence (its outbox's backlog); beyond it a "
+                "camera stores no more window time than real time passes, the excess refused ('rate')"})
+    max_camera_windows_per_day: int = field(default=200_000, metadata={
+        "help": "windows one camera may store per UTC day (an agent at 1 s windows stores 86,400, plus a full "
+                "outbox of 50,000); the excess is refused ('day_cap'), today's count per camera in /metrics"})
+    venues: dict = field(default_factory=dict, metadata={
+        "help": "declared zones: [venues.VENUE] CAMERA = \"ZONE\" (\"\" for none); in a listed venue a window "
+                "naming another zone is refused ('zone') and only these zones get mood topics. A venue not "
+                "listed: a camera's first zone is its zone (docs/migration.md)"})
     batch_size: int = field(default=500, metadata={"help": "windows per database transaction at most"})
     batch_wait_s: float = field(default=0.2, metadata={"help": "longest wait to fill a batch"})
     queue_size: int = field(default=10_000, metadata={"help": "received, not yet stored (back-pressure beyond)"})
@@ -98,9 +112,17 @@ class AggregatorConfig:
                     "session_expiry_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
-        for key in ("max_streams", "max_clock_skew_s", "max_fps", "max_faces_per_frame"):
+        for key in ("max_streams", "max_clock_skew_s", "max_fps", "max_faces_per_frame", "camera_backlog_s",
+                    "max_camera_windows_per_day"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+        if not 0 <= self.min_window_s <= messages.MAX_WINDOW_SECONDS:
+            raise ConfigError(f"min_window_s={self.min_window_s!r} must be between 0 and "
+                              f"{messages.MAX_WINDOW_SECONDS}")
+        try:
+            self.venues = zones.parse(self.venues)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if self.mood_camera_weight not in RULES:
             raise ConfigError(f"mood_camera_weight={self.mood_camera_weight!r} must be one of {', '.join(RULES)}")
         if not self.mood_camera_cap >= 1.0:

@@ -24,8 +24,10 @@ from paho.mqtt.properties import Properties
 from emo7ion.aggregator import plausibility
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
+from emo7ion.aggregator.quota import WindowQuota
 from emo7ion.aggregator.ratelimit import RateLimitedLog
 from emo7ion.aggregator.store import Store
+from emo7ion.aggregator.zones import Zones
 from emo7ion.core import broker_connection, broker_errors, messages
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ class IngestStats:
     disconnects: int = 0   # connections lost (not our own stop)
     store_ok: bool = True  # the last write committed (False from a failed write until one succeeds)
     log_suppressed: int = 0  # rejection log lines left out by the rate limit
+    seq_resets: Counter = field(default_factory=Counter)  # (venue, camera) -> sequence restarts (never missing)
+    windows_today: dict = field(default_factory=dict)  # (venue, camera) -> windows stored today (the day cap's count)
+    day_cap: int = 0  # max_camera_windows_per_day (0: not applied)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,10 @@ class Ingest:
         self.config = config
         self.store = store
         self.changes = changes
-        self.stats = IngestStats()
+        self.stats = IngestStats(day_cap=config.max_camera_windows_per_day if config.check_windows else 0)
+        self.zones = Zones(config.venues)
+        self.quota = (WindowQuota(config.camera_backlog_s, config.max_camera_windows_per_day)
+                      if config.check_windows else None)
         self.rejections = RateLimitedLog(log)
         self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
         self._stop = stop_event
@@ -235,13 +243,17 @@ class Ingest:
         """One transaction for the batch's windows, then its statuses and health; windows newly stored."""
         result = self.store.add_windows([item for item, _, _ in batch if isinstance(item, messages.Window)],
                                         refuse_overlaps=self.config.check_windows,
-                                        refused=[item.window for item, _, _ in batch if isinstance(item, Refused)])
-        for window in result.overlapping:
-            self._reject("overlap", "rejected window %d from %s/%s (overlap): %s", window.seq, window.venue,
-                         window.camera, plausibility.explain("overlap", window, self.config))
+                                        refused=[item.window for item, _, _ in batch if isinstance(item, Refused)],
+                                        zones=self.zones, quota=self.quota)
+        for window, reason in [(window, "overlap") for window in result.overlapping] + result.refused:
+            self._reject(reason, "rejected window %d from %s/%s (%s): %s", window.seq, window.venue,
+                         window.camera, reason, plausibility.explain(reason, window, self.config))
+        self.stats.seq_resets.update(result.resets)
+        if self.quota is not None:
+            self.stats.windows_today = self.quota.today(time.time())
         for item, _, _ in batch:
             if isinstance(item, messages.Status):
-                self.store.set_status(item)
+                self.store.set_status(item, self.zones)
                 self.stats.statuses += 1
             elif isinstance(item, messages.Health):
                 self.store.set_health(item)

@@ -27,13 +27,27 @@ def render_metrics(stats, camera_rows: list[dict]) -> str:
                [("", int(stats.store_ok))])
         metric("emo7ion_rejection_log_suppressed_total", "counter", "rejection log lines left out by the rate limit",
                [("", stats.log_suppressed)])
+        resets = sorted(stats.seq_resets.items())
+        metric("emo7ion_seq_resets_total", "counter", "camera sequences that restarted: a seq that went back while "
+               "time went on (a new outbox) or jumped further than the time passed allows (never counted missing)",
+               [("", sum(count for _, count in resets))])
+        metric("emo7ion_camera_seq_resets_total", "counter", "sequence restarts per camera (cameras with any)",
+               [(f'{{venue="{venue}",camera="{camera}"}}', count) for (venue, camera), count in resets])
+        if stats.day_cap:
+            metric("emo7ion_camera_windows_day_cap", "gauge", "windows one camera may store per UTC day "
+                   "(max_camera_windows_per_day; beyond it refused, reason day_cap)", [("", stats.day_cap)])
+            metric("emo7ion_camera_windows_today", "gauge", "windows each camera stored today (UTC, since this "
+                   "aggregator started), against the day cap",
+                   [(f'{{venue="{venue}",camera="{camera}"}}', count)
+                    for (venue, camera), count in sorted(stats.windows_today.items())])
     states: dict[str, int] = {"online": 0, "offline": 0, "unknown": 0}
     for row in camera_rows:
         states[row["state"]] = states.get(row["state"], 0) + 1
     missing = [(f'{{venue="{row["venue"]}",camera="{row["camera"]}"}}', row["missing"])
                for row in camera_rows if row.get("missing")]
     metric("emo7ion_windows_missing", "gauge", "windows skipped in the cameras' sequences that never arrived "
-           "(dropped on the way, e.g. by a full broker queue)", [("", sum(value for _, value in missing))])
+           "(dropped on the way, e.g. by a full broker queue; per camera at most the time passed / window length)",
+           [("", sum(value for _, value in missing))])
     metric("emo7ion_camera_windows_missing", "gauge", "missing windows per camera (cameras with any)", missing)
     metric("emo7ion_cameras", "gauge", "cameras by state", [(f'{{state="{s}"}}', n) for s, n in sorted(states.items())])
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """Whether a schema-valid message is believable before it may count: dated no further ahead than the
-clock skew allows and no older than the retention, and a window's frames and faces within what its length
-allows. Overlap with windows already stored is judged by the store, which holds them."""
+clock skew allows and no older than the retention, a window no shorter than ``min_window_s`` (a real agent's
+shortest is 1 s) and its frames and faces within what its length allows. Overlap with windows already stored, the
+camera's zone and its quota (aggregator/zones.py, quota.py) are judged by the store's write, which holds them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import math
 from emo7ion.aggregator.config import AggregatorConfig
 from emo7ion.core import messages
 
-REASONS = ("future", "stale", "frames", "faces", "overlap")
-"""Rejection reasons of this judgement (and the store's overlap), as counted in /metrics."""
+REASONS = ("future", "stale", "short", "frames", "faces", "overlap", "zone", "rate", "day_cap")
+"""Rejection reasons of this judgement (and the store's: overlap, zone, rate, day_cap), as counted in /metrics."""
 
 
 def judge(item: messages.Window | messages.Status | messages.Health, now: float,
@@ -25,6 +26,8 @@ def judge(item: messages.Window | messages.Status | messages.Health, now: float,
         return "stale"
     if isinstance(item, messages.Window):
         length = (item.end - item.start).total_seconds()
+        if length < config.min_window_s:
+            return "short"
         if item.frames > math.ceil(length * config.max_fps):
             return "frames"
         if item.faces > item.frames * config.max_faces_per_frame:
@@ -39,8 +42,18 @@ def explain(reason: str, item: messages.Window | messages.Status | messages.Heal
         return f"dated more than {config.max_clock_skew_s:g} s ahead of this clock"
     if reason == "stale":
         return f"older than the retention ({config.retention_days:g} days)"
+    if reason == "short":
+        return (f"{(item.end - item.start).total_seconds():g} s is shorter than any real window "
+                f"(min_window_s {config.min_window_s:g} s)")
     if reason == "frames":
         return f"{item.frames} frames exceed {config.max_fps:g} fps over the window"
     if reason == "faces":
         return f"{item.faces} faces exceed {config.max_faces_per_frame} per frame over {item.frames} frames"
-    return "overlaps a window already stored for this camera"
+    if reason == "zone":
+        return f"zone {item.zone!r} is not this camera's (declared in [venues], or the first it reported)"
+    if reason == "rate":
+        return (f"the camera stored more window time than has passed, beyond a backlog of "
+                f"{config.camera_backlog_s:g} s")
+    if reason == "day_cap":
+        return f"the camera stored {config.max_camera_windows_per_day} windows today (max_camera_windows_per_day)"
+    return "shares time with a window already stored for this camera"

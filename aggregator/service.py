@@ -52,7 +52,8 @@ class Aggregator:
         self.ingest = Ingest(config, self.store, self.changes, self.stop_event)
         discovery = Discovery(self.ingest.publish_retained, config.discovery_prefix, self.ingest.status_topic,
                               config.mood_window_s) if config.discovery else None
-        views = Views(self.store, config.offline_after_s, config.mood_window_s, config.weighting)
+        views = Views(self.store, config.offline_after_s, config.mood_window_s, config.weighting,
+                      self.ingest.zones)
         self.moods = MoodPublisher(views, self.changes, self.ingest.publish_retained, self.ingest.stats, discovery,
                                    self.stop_event)
         self.app = create_app(views, config, self.changes, self.ingest.stats, self.stop_event)

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from emo7ion.aggregator.quota import WindowQuota
+from emo7ion.aggregator.zones import UNDECLARED, Zones
 from emo7ion.core import emotions, messages
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,14 @@ the latest window, and how many seqs were skipped and never arrived (what the br
 
 OVERLAPPING = ("SELECT 1 FROM windows WHERE venue = ? AND camera = ? AND end_ts > ? AND end_ts < ? "
                "AND start_ts < ? AND NOT (seq = ? AND start_ts = ?) LIMIT 1")
-"""Another window of the camera that shares more than ``OVERLAP_TOLERANCE_S`` with [start, end);
+"""Another window of the camera that shares any time with [start, end) (more than ``OVERLAP_TOLERANCE_S``);
 ``end_ts < end + MAX_WINDOW_SECONDS`` bounds the index range (no window is longer)."""
-OVERLAP_TOLERANCE_S = 0.01
-"""Windows that touch may share a rounding error (times travel as milliseconds)."""
+OVERLAP_TOLERANCE_S = 0.0005
+"""Times travel as milliseconds: windows that touch share at most a float's rounding error, and windows that share
+one millisecond or more overlap (issue 20: stacked 10 ms windows once passed under a 10 ms tolerance)."""
 
-MIN_WINDOW_S = 1.0
-"""The shortest window an agent makes: a seq jump larger than the time passed allows is a new outbox."""
+MIN_SEQ_WINDOW_S = 0.001
+"""Floor on a window's length where the seq accounting divides by it (stored windows are at least min_window_s)."""
 
 SCHEMA_LOCK = 0x656D6F37  # PostgreSQL advisory lock key ("emo7") held while creating the schema
 
@@ -82,16 +85,23 @@ _WINDOW_COLUMNS = ("venue", "camera", "seq", "start_ts", "end_ts", "zone", "fram
 INSERT_WINDOW = (f"INSERT INTO windows ({', '.join(_WINDOW_COLUMNS)}) VALUES "
                  f"({', '.join(['?'] * len(_WINDOW_COLUMNS))}) ON CONFLICT DO NOTHING")
 
+ZONE_UPDATE = "zone = CASE WHEN ? = 1 THEN excluded.zone ELSE COALESCE(cameras.zone, excluded.zone) END"
+"""A camera row's zone: the declared one (parameter 1), else the first it reported (aggregator/zones.py)."""
+
 UPSERT_SEEN = ("INSERT INTO cameras (venue, camera, zone, state, last_seen) VALUES (?, ?, ?, 'online', ?) "
                "ON CONFLICT (venue, camera) DO UPDATE SET last_seen = "
                "CASE WHEN cameras.last_seen IS NULL OR excluded.last_seen > cameras.last_seen "
-               "THEN excluded.last_seen ELSE cameras.last_seen END, zone = COALESCE(excluded.zone, cameras.zone)")
+               f"THEN excluded.last_seen ELSE cameras.last_seen END, {ZONE_UPDATE}")
 
 
 class WriteResult(NamedTuple):
     stored: int
     duplicates: int
     overlapping: list
+    refused: list = []
+    """(window, reason) refused by the write's judgement besides overlaps: "zone", "rate", "day_cap"."""
+    resets: dict = {}
+    """(venue, camera) -> sequence restarts seen in this batch (:class:`SeqState`)."""
 
 
 @dataclass
@@ -101,23 +111,33 @@ class SeqState:
     max_seq: int | None
     last_end: float | None
     missing: int
+    resets: int = 0
 
     def account(self, seq: int, start: float, end: float, dated: bool = True) -> None:
-        """Count the seqs skipped before ``seq``, or one fewer missing when a late one fills a gap. A seq that
-        goes back while time goes on (an outbox reset) or jumps further than the time passed allows starts a
-        new run, counted as nothing. ``dated`` False: the window's times are not to be believed (refused)."""
+        """Count the seqs skipped before ``seq``, or one fewer missing when a late one fills a gap.
+
+        Skipped seqs count as missing only as far as the camera could have made them: windows of this one's
+        length back to back since the end of its latest, ``(start - last_end) / length + 1``. A seq that goes back
+        while time goes on (an outbox reset) or jumps further than that starts a new run: counted in ``resets``,
+        never as missing, so one camera cannot inflate the missing figure everyone alerts on (issue 20: seq S
+        dated 29 days ago, then S + 2,000,000 now). ``dated`` False: the window's times are not to be believed
+        (refused)."""
         if self.max_seq is None or self.last_end is None:
             self.max_seq, self.last_end = seq, end if dated else None
             return
         later = start >= self.last_end - 1e-3
         if seq > self.max_seq:
             gap = seq - self.max_seq - 1
-            if dated and later and gap <= (start - self.last_end) / MIN_WINDOW_S + 1:
-                self.missing += gap
+            if dated and later:
+                if gap <= (start - self.last_end) / max(end - start, MIN_SEQ_WINDOW_S) + 1:
+                    self.missing += gap
+                else:
+                    self.resets += 1
             self.max_seq = seq
         elif seq < self.max_seq:
             if later and dated:
                 self.max_seq = seq  # an outbox reset: seq from 0 again
+                self.resets += 1
             elif self.missing:
                 self.missing -= 1
         if dated:
@@ -280,28 +300,48 @@ class Store:
     # -- writing
 
     def add_windows(self, windows: Sequence[messages.Window], received: float | None = None, *,
-                    refuse_overlaps: bool = True, refused: Sequence[messages.Window] = ()) -> WriteResult:
+                    refuse_overlaps: bool = True, refused: Sequence[messages.Window] = (),
+                    zones: Zones | None = None, quota: WindowQuota | None = None) -> WriteResult:
         """Store a batch in one transaction: new windows are stored, redeliveries (same seq and start) skipped
         as duplicates and, with ``refuse_overlaps``, a window sharing time with another of its camera's is
-        refused (returned in ``overlapping``), so a camera counts once for any moment. ``refused``: windows
-        judged unbelievable elsewhere, whose seqs are accounted for (not missing) but not stored."""
+        refused (returned in ``overlapping``), so a camera counts once for any moment. A window naming a zone that
+        is not its camera's (``zones``: declared, else the first it reported) and, with a ``quota``, a window
+        beyond its camera's budget of window time or day's cap are refused too (``refused``, with the reason).
+        ``refused`` (the argument): windows judged unbelievable elsewhere, whose seqs are accounted for (not
+        missing) but not stored. The quota is spent only once the batch has committed."""
         if not windows and not refused:
             return WriteResult(0, 0, [])
         received = time.time() if received is None else received
-        stored, duplicates, overlapping, accounted = 0, 0, [], []
-        seen: dict[tuple[str, str], tuple[str | None, float]] = {}
+        zones = zones if zones is not None else Zones()
+        admissions = quota.batch(received) if quota is not None else None
+        stored, duplicates, overlapping, judged, accounted = 0, 0, [], [], []
+        seen: dict[tuple[str, str], tuple[str | None, float, bool]] = {}
+        camera_zones: dict[tuple[str, str], str | None] = {}
         with self._lock:
             people_table = self._people_table
             try:
                 for w in windows:
                     start, end = w.start.timestamp(), w.end.timestamp()
+                    key = (w.venue, w.camera)
+                    if key not in camera_zones:
+                        camera_zones[key] = self._camera_zone(w.venue, w.camera)
+                    zone = zones.judge(w.venue, w.camera, w.zone, camera_zones[key])
+                    if zone.refuse:
+                        judged.append((w, "zone"))
+                        accounted.append((w, True))
+                        continue
                     if refuse_overlaps and self._execute(OVERLAPPING, (
                             w.venue, w.camera, start + OVERLAP_TOLERANCE_S, end + messages.MAX_WINDOW_SECONDS,
                             end - OVERLAP_TOLERANCE_S, w.seq, start)).fetchall():
                         overlapping.append(w)
                         accounted.append((w, True))
                         continue
-                    row = (w.venue, w.camera, w.seq, start, end, w.zone, w.frames, w.faces, int(w.withheld),
+                    reason = admissions.admit(w) if admissions is not None else None
+                    if reason is not None:
+                        judged.append((w, reason))
+                        accounted.append((w, True))
+                        continue
+                    row = (w.venue, w.camera, w.seq, start, end, zone.zone, w.frames, w.faces, int(w.withheld),
                            *[None if w.counts is None else w.counts[label] for label in emotions.LABELS],
                            w.mean_confidence, w.model.get("sha256", ""), w.model.get("version"), received)
                     if max(self._execute(INSERT_WINDOW, row).rowcount, 0):
@@ -310,31 +350,42 @@ class Store:
                                 self._create_people_table()
                                 people_table = True
                             self._execute(INSERT_PEOPLE, (
-                                w.venue, w.camera, w.seq, start, end, w.zone, w.people, w.entered, w.in_view,
+                                w.venue, w.camera, w.seq, start, end, zone.zone, w.people, w.entered, w.in_view,
                                 w.dwell_s, w.ended,
                                 *[None if w.votes is None else w.votes[label] for label in emotions.LABELS]))
                         stored += 1
                         accounted.append((w, True))
-                        key = (w.venue, w.camera)
-                        seen[key] = (w.zone, max(seen.get(key, (None, 0.0))[1], end))
+                        if zone.force or camera_zones[key] is None:
+                            camera_zones[key] = zone.zone  # declared, or the first zone it reported
+                        seen[key] = (camera_zones[key], max(seen.get(key, (None, 0.0))[1], end), zone.force)
                     else:
                         duplicates += 1
-                for (venue, camera), (zone, last) in seen.items():
-                    self._execute(UPSERT_SEEN, (venue, camera, zone, last))
-                self._account(accounted + [(w, False) for w in refused])
+                        if admissions is not None:
+                            admissions.refund(w)
+                for (venue, camera), (zone_id, last, force) in seen.items():
+                    self._execute(UPSERT_SEEN, (venue, camera, zone_id, last, int(force)))
+                resets = self._account(accounted + [(w, False) for w in refused])
                 self._commit()
             except Exception:
                 self._rollback()
                 raise
             self._people_table = people_table
-        return WriteResult(stored, duplicates, overlapping)
+        if admissions is not None:
+            admissions.commit()
+        return WriteResult(stored, duplicates, overlapping, judged, resets)
 
-    def _account(self, windows: list[tuple[messages.Window, bool]]) -> None:
-        """Inside the batch's transaction: advance each camera's sequence accounting (cameras with a row)."""
+    def _camera_zone(self, venue: str, camera: str) -> str | None:
+        row = self._execute("SELECT zone FROM cameras WHERE venue = ? AND camera = ?", (venue, camera)).fetchone()
+        return None if row is None else row[0]
+
+    def _account(self, windows: list[tuple[messages.Window, bool]]) -> dict[tuple[str, str], int]:
+        """Inside the batch's transaction: advance each camera's sequence accounting (cameras with a row); the
+        sequence restarts seen, per camera (only cameras with any)."""
         by_camera: dict[tuple[str, str], list[tuple[messages.Window, bool]]] = {}
         for window, dated in windows:
             by_camera.setdefault((window.venue, window.camera), []).append((window, dated))
         lock = " FOR UPDATE" if self.postgres else ""
+        resets: dict[tuple[str, str], int] = {}
         for (venue, camera), items in by_camera.items():
             row = self._execute(f"SELECT max_seq, last_end, missing FROM cameras WHERE venue = ? AND camera = ?{lock}",
                                 (venue, camera)).fetchone()
@@ -345,20 +396,28 @@ class Store:
                 state.account(window.seq, window.start.timestamp(), window.end.timestamp(), dated)
             self._execute("UPDATE cameras SET max_seq = ?, last_end = ?, missing = ? WHERE venue = ? AND camera = ?",
                           (state.max_seq, state.last_end, state.missing, venue, camera))
+            if state.resets:
+                resets[venue, camera] = state.resets
+        return resets
 
-    def set_status(self, status: messages.Status) -> None:
+    def set_status(self, status: messages.Status, zones: Zones | None = None) -> None:
+        """A camera's status. Its zone is the camera's declared one (``zones``), else it becomes the camera's zone
+        only while the row has none: a status cannot move a camera to another zone either."""
+        declared = (zones or Zones()).declared(status.venue, status.camera)
+        force = declared is not UNDECLARED
+        zone = declared if force else status.zone
         with self._lock:
             self._execute(
                 "INSERT INTO cameras (venue, camera, zone, state, last_seen, state_ts, agent, model) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (venue, camera) DO UPDATE SET "
                 "state = excluded.state, state_ts = excluded.state_ts, "
                 "agent = COALESCE(excluded.agent, cameras.agent), "
-                "model = COALESCE(excluded.model, cameras.model), zone = COALESCE(excluded.zone, cameras.zone), "
+                f"model = COALESCE(excluded.model, cameras.model), {ZONE_UPDATE}, "
                 "last_seen = CASE WHEN cameras.last_seen IS NULL OR excluded.last_seen > cameras.last_seen "
                 "THEN excluded.last_seen ELSE cameras.last_seen END "
                 "WHERE cameras.state_ts IS NULL OR excluded.state_ts >= cameras.state_ts",
-                (status.venue, status.camera, status.zone, status.state, status.ts.timestamp(), status.ts.timestamp(),
-                 status.agent, json.dumps(status.model) if status.model else None))
+                (status.venue, status.camera, zone, status.state, status.ts.timestamp(), status.ts.timestamp(),
+                 status.agent, json.dumps(status.model) if status.model else None, int(force)))
             self._commit()
 
     def set_health(self, health: messages.Health) -> None:

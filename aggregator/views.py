@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from emo7ion.aggregator.mood import CameraTally, CameraWeighting, combine, dominant, positivity, shares
-from emo7ion.aggregator.store import CameraTotals, PeopleWindow, Store
+from emo7ion.aggregator.store import CameraTotals, PeopleWindow, Store, VenueRow
+from emo7ion.aggregator.zones import Zones
 from emo7ion.core import emotions, messages
 
 
@@ -71,12 +72,18 @@ def people_figures(windows: list[PeopleWindow], online: set[str]) -> dict:
 
 class Views:
     """Venues, cameras with their state, the mood of a venue or zone over a window, and time series.
-    ``weighting``: how much one camera may weigh in a mood (:mod:`mood`)."""
+    ``weighting``: how much one camera may weigh in a mood (:mod:`mood`); ``zones``: the declared zones (a venue
+    of the ``[venues]`` table lists only those, so only those get mood topics and Home Assistant entities)."""
 
     def __init__(self, store: Store, offline_after_s: float, mood_window_s: float,
-                 weighting: CameraWeighting | None = None):
+                 weighting: CameraWeighting | None = None, zones: Zones | None = None):
         self.store, self.offline_after_s, self.mood_window_s = store, offline_after_s, mood_window_s
         self.weighting = weighting or CameraWeighting()
+        self.zones = zones or Zones()
+
+    def _zones(self, venue: VenueRow) -> list[str]:
+        declared = self.zones.venue_zones(venue.venue)
+        return venue.zones if declared is None else [zone for zone in venue.zones if zone in declared]
 
     def cameras(self, venue: str | None = None, now: float | None = None) -> list[dict]:
         now = time.time() if now is None else now
@@ -86,12 +93,12 @@ class Views:
     def venues(self) -> list[dict]:
         """Each venue with its zones, camera count, cameras online and last window's end."""
         rows = self.cameras()
-        return [{"venue": venue.venue, "zones": venue.zones, "cameras": venue.cameras,
+        return [{"venue": venue.venue, "zones": self._zones(venue), "cameras": venue.cameras,
                  "cameras_online": online_count([r for r in rows if r["venue"] == venue.venue]),
                  "last_window_end": iso(venue.last_window_end)} for venue in self.store.venues()]
 
     def venue_zones(self) -> list[tuple[str, list[str]]]:
-        return [(venue.venue, venue.zones) for venue in self.store.venues()]
+        return [(venue.venue, self._zones(venue)) for venue in self.store.venues()]
 
     def knows(self, venue: str) -> bool:
         return any(row.venue == venue for row in self.store.venues())

@@ -113,8 +113,10 @@ class LiveAggregator:
         from emo7ion.aggregator.service import Aggregator
 
         self.broker = start_plain_broker(folder / "broker")
+        # min_window_s 0: publish_window ends a window now and never overlaps the last, so windows published back
+        # to back are milliseconds long; the length check has its own tests (test_window_judging.py).
         config = load(None, {"broker": f"mqtt://127.0.0.1:{self.broker.port}", "db": str(folder / "agg.sqlite"),
-                             "port": 0, "offline_after_s": 3600, **settings}, environ={})
+                             "port": 0, "offline_after_s": 3600, "min_window_s": 0.0, **settings}, environ={})
         self.service = Aggregator(config).start()
         self.url = self.service.url
         self.seq: dict[tuple[str, str], int] = {}

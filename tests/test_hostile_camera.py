@@ -408,7 +408,7 @@ def test_a_full_disk_turns_health_red_and_loses_nothing_acknowledged(venue):
         with store._lock:  # SQLite now answers SQLITE_FULL, as on a full disk
             pages = store._db.execute("PRAGMA page_count").fetchone()[0]
             store._db.execute(f"PRAGMA max_page_count={pages}")
-        sent = [honest.send("counts", window("hall", "cam-2", seq, now - 3 - seq / 10, length=0.1, frames=1,
+        sent = [honest.send("counts", window("hall", "cam-2", seq, now - 3 - seq, length=1.0, frames=1,
                                                counts={"happy": 1})) for seq in range(1, STALLED + 1)]
         assert all(code == 0 for code in honest.settle(sent, timeout=SLOW)), "acknowledged by the broker"
         assert wait_until(lambda: health(service) == 503, 15), "health stayed green on a full disk"

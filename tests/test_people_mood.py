@@ -208,7 +208,8 @@ def test_an_attacker_camera_moves_a_people_venue_by_at_most_its_share(tmp_path, 
     credentials sending the most a window may plausibly claim (30 fps x 100 faces, every face and person angry),
     as v2, v1 or both, plus 2,000 stacked 10 ms windows: the venue's angry share stays within 1/4 + 0.02."""
     store = Store(str(tmp_path / "agg.sqlite"))
-    config = load(None, {}, environ={})
+    config = load(None, {"min_window_s": 0.0}, environ={})  # 10 ms windows are refused since issue 20 part 2
+    # ("short"); judged without that check, so the bound on one camera's weight is shown to hold on its own
     views = Views(store, offline_after_s=3600.0, mood_window_s=300.0, weighting=config.weighting)
     for n, crowd in enumerate((12, 30, 55)):
         votes = {"happy": crowd * 2 // 3, "neutral": crowd - crowd * 2 // 3}
