@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import sqlite3
@@ -563,3 +564,181 @@ class _mood_reader:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# ---- issue 20 parts 2-4: short and stacked windows, a camera's budget, declared zones, sequence jumps ------------
+
+STACKED = 20_000 if PROBE else 2_000  # the probe's flood: 20,000 stacked 10 ms windows
+
+
+def database_bytes(service: Aggregator) -> int:
+    """The SQLite file and its write-ahead log, as they take disk."""
+    return sum(path.stat().st_size for path in Path(service.config.db).parent.glob(Path(service.config.db).name + "*"))
+
+
+def zoned_window(venue: str, camera: str, seq: int, end: float, zone: str | None, length: float = 10.0) -> bytes:
+    made = messages.parse(messages.camera_topic(venue, camera, "counts"), window(venue, camera, seq, end, length))
+    return messages.window_payload(dataclasses.replace(made, zone=zone))
+
+
+def test_stacked_short_and_too_many_windows_are_refused_and_counted(venue):
+    """Issue 20 part 2 on a real broker: the probe's stacked 10 ms windows are refused ("short") and the database
+    barely grows; 10 s windows sent by the hundred are stored only as far as the camera's budget of window time
+    (here camera_backlog_s = 600 s) and real time allow ("rate"); a camera's day cap ("day_cap"); an honest camera
+    meanwhile loses nothing, and /metrics counts it all."""
+    service = start_aggregator(venue, camera_backlog_s=600, max_camera_windows_per_day=100)
+    attacker = Camera(venue.port, venue.users["attacker"], "hall", "cam-1")
+    honest = Camera(venue.port, venue.users["honest"], "hall", "cam-2")
+    annex = Camera(venue.port, venue.users["annex"], "annex", "cam-2")
+    now = time.time()
+    try:
+        honest.settle([honest.send("counts", window("hall", "cam-2", seq, now - 200 + seq * 10)) for seq in range(10)])
+        assert wait_until(lambda: service.ingest.stats.stored == 10, 10)
+        before = database_bytes(service)
+        started = time.monotonic()
+        tens = [attacker.send("counts", window("hall", "cam-1", seq, now - 300 - seq * 10)) for seq in range(300)]
+        assert all(code == 0 for code in attacker.settle(tens, SLOW))
+        stats = service.ingest.stats
+        assert wait_until(lambda: stats.stored + stats.rejected["rate"] >= 10 + 300, 30), stats
+        took = time.monotonic() - started
+        stored_tens = len(stored_seqs(service, "hall", "cam-1"))
+        assert 60 <= stored_tens <= 60 + int(took / 10) + 1, (stored_tens, took)
+        assert stats.rejected["rate"] == 300 - stored_tens
+
+        before, flood_started = database_bytes(service), time.monotonic()
+        stacked = [attacker.send("counts", window("hall", "cam-1", 1000 + seq, now - 4.99, length=0.01, frames=1,
+                                                  faces=100)) for seq in range(STACKED)]
+        assert all(code == 0 for code in attacker.settle(stacked, SLOW))
+        assert wait_until(lambda: stats.rejected["short"] == STACKED, SLOW), stats.rejected
+        flood_s = time.monotonic() - flood_started
+        grown = database_bytes(service) - before
+        assert len(stored_seqs(service, "hall", "cam-1")) == stored_tens, "a stacked window was stored"
+
+        ones = [annex.send("counts", window("annex", "cam-2", seq, now - 10 - seq, length=1.0, frames=2))
+                for seq in range(150)]
+        assert all(code == 0 for code in annex.settle(ones))
+        assert wait_until(lambda: stats.rejected["day_cap"] == 50, 15), stats.rejected
+        assert len(stored_seqs(service, "annex", "cam-2")) == 100
+        assert stored_seqs(service, "hall", "cam-2") == list(range(10)), "the honest camera lost windows"
+
+        text = metrics(service)
+        assert f'emo7ion_messages_rejected_total{{reason="short"}} {STACKED}' in text
+        assert f'emo7ion_messages_rejected_total{{reason="rate"}} {300 - stored_tens}' in text
+        assert 'emo7ion_messages_rejected_total{reason="day_cap"} 50' in text
+        assert "emo7ion_camera_windows_day_cap 100" in text
+        assert 'emo7ion_camera_windows_today{venue="annex",camera="cam-2"} 100' in text
+        assert f'emo7ion_camera_windows_today{{venue="hall",camera="cam-1"}} {stored_tens}' in text
+        assert "emo7ion_windows_missing 0" in text
+        logging.getLogger(__name__).warning(
+            "part 2: %d stacked 10 ms windows refused in %.1f s, database grew %d bytes; 300 x 10 s windows in "
+            "%.1f s: %d stored (600 s budget), %d refused 'rate'; 150 x 1 s: 100 stored (day cap), 50 'day_cap'",
+            STACKED, flood_s, grown, took, stored_tens, 300 - stored_tens)
+    finally:
+        for camera in (attacker, honest, annex):
+            camera.close()
+        service.stop()
+
+
+def _retained(port: int, credentials, seconds: float = 2.0) -> dict[str, bytes]:
+    """Every retained mood topic and discovery config a fresh viewer is handed, by topic."""
+    found: dict[str, bytes] = {}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=credentials.username)
+    client.username_pw_set(*credentials)
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe([("emo7ion/v1/+/mood", 1), ("emo7ion/v1/+/mood/+", 1),
+                                                            ("homeassistant/sensor/+/+/config", 1)])
+    client.on_message = lambda c, u, m: found.__setitem__(m.topic, bytes(m.payload)) if m.retain else None
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    time.sleep(seconds)
+    client.disconnect()
+    client.loop_stop()
+    return found
+
+
+def test_must_show_2_zone_hopping_creates_nothing_beyond_the_declared_zones(venue):
+    """Issue 20 must-show 2: hall declares cam-1 in "front" and cam-2 in "back". The stolen hall/cam-1 names a new
+    zone every window (the probe: one every 2.5 s made 21 retained mood topics and 92 discovery configs), and its
+    statuses name others; annex, with no declared zones, keeps its camera's first zone. A fresh viewer is handed
+    retained mood topics and discovery configs for the venues and their zones only."""
+    viewer = add_viewer(venue.layout.directory, "wall")
+    venue.mosquitto.reload()
+    service = start_aggregator(venue, venues={"hall": {"cam-1": "front", "cam-2": "back"}})
+    attacker = Camera(venue.port, venue.users["attacker"], "hall", "cam-1")
+    honest = Camera(venue.port, venue.users["honest"], "hall", "cam-2")
+    annex = Camera(venue.port, venue.users["annex"], "annex", "cam-2")
+    now = time.time()
+    try:
+        honest.settle([honest.send("counts", zoned_window("hall", "cam-2", seq, now - 200 + seq * 10, "back"))
+                       for seq in range(5)])
+        attacker.settle([attacker.send("counts", zoned_window("hall", "cam-1", 0, now - 200, "front"))])
+        for round_ in range(4):  # across mood ticks (2 s), as the probe's hops were
+            attacker.settle([attacker.send("counts", zoned_window("hall", "cam-1", seq, now - 200 + seq * 10,
+                                                                  f"z-{seq}" if seq % 5 else "back"))
+                             for seq in range(1 + round_ * 5, 6 + round_ * 5)])
+            attacker.settle([attacker.send("status", messages.status_payload(messages.Status(
+                venue="hall", camera="cam-1", zone=f"s-{round_}", state="online", ts=dt.datetime.now(dt.UTC),
+                agent="x", model=MODEL)), retain=True)])
+            annex.settle([annex.send("counts", zoned_window("annex", "cam-2", seq, now - 200 + seq * 10, f"a-{seq}"))
+                          for seq in range(round_ * 3, 3 + round_ * 3)])
+            time.sleep(2.5)
+        stats = service.ingest.stats
+        assert wait_until(lambda: stats.stored + stats.rejected["zone"] == 5 + 21 + 12, 20), stats
+        assert stats.stored == 5 + 1 + 1 and stats.rejected["zone"] == 20 + 11
+        assert {c.camera: c.zone for c in service.store.cameras("hall")} == {"cam-1": "front", "cam-2": "back"}
+        assert [c.zone for c in service.store.cameras("annex")] == ["a-0"]
+
+        declared = {"emo7ion/v1/hall/mood", "emo7ion/v1/hall/mood/front", "emo7ion/v1/hall/mood/back",
+                    "emo7ion/v1/annex/mood", "emo7ion/v1/annex/mood/a-0"}
+        assert wait_until(lambda: declared <= set(_retained(venue.port, viewer, 0.5)), 30)
+        time.sleep(2 * 2.0)  # two more mood ticks: anything else would be published by now
+        retained = _retained(venue.port, viewer)
+        moods = {topic for topic in retained if topic.startswith("emo7ion/")}
+        configs = {topic: json.loads(body) for topic, body in retained.items() if topic.startswith("homeassistant/")}
+        assert moods == declared
+        assert {body["state_topic"] for body in configs.values()} == declared
+        assert len(configs) == 4 * len(declared)  # the four sensors of v1 windows, per venue and zone
+        front = httpx.get(service.url + "/api/venues/hall/mood?zone=front", timeout=10).json()
+        assert front["cameras_online"] == 1 and front["faces"] == 10  # cam-1's one window in its own zone
+        assert f'emo7ion_messages_rejected_total{{reason="zone"}} {20 + 11}' in metrics(service)
+        logging.getLogger(__name__).warning(
+            "zone hopping: %d windows naming another zone refused; retained: %d mood topics, %d discovery configs",
+            stats.rejected["zone"], len(moods), len(configs))
+    finally:
+        for camera in (attacker, honest, annex):
+            camera.close()
+        service.stop()
+
+
+def test_must_show_3_a_seq_jump_counts_one_reset_and_leaves_missing_unchanged(venue):
+    """Issue 20 must-show 3: two withheld windows, seq S dated 29 days ago, then S + 2,000,000 now, once set
+    emo7ion_windows_missing to 1,999,999. Now missing stays what the honest camera's real gap made it, and the
+    jump is one reset, counted on its own."""
+    service = start_aggregator(venue)
+    attacker = Camera(venue.port, venue.users["attacker"], "hall", "cam-1")
+    honest = Camera(venue.port, venue.users["honest"], "hall", "cam-2")
+    now = time.time()
+
+    def withheld(seq: int, end: float) -> bytes:
+        made = messages.parse(messages.camera_topic("hall", "cam-1", "counts"), window("hall", "cam-1", seq, end))
+        return messages.window_payload(dataclasses.replace(made, counts=None, mean_confidence=None,
+                                                           faces=2))
+
+    try:
+        honest.settle([honest.send("counts", window("hall", "cam-2", seq, now - 100 + seq * 10)) for seq in (0, 1, 3)])
+        assert wait_until(lambda: service.ingest.stats.stored == 3, 10)
+        assert "emo7ion_windows_missing 1" in metrics(service)
+        s = 4_000_000
+        attacker.settle([attacker.send("counts", withheld(s, now - 29 * 86400))])
+        assert wait_until(lambda: service.ingest.stats.stored == 4, 10)
+        attacker.settle([attacker.send("counts", withheld(s + 2_000_000, now - 1))])
+        assert wait_until(lambda: service.ingest.stats.stored == 5, 10), service.ingest.stats
+        text = metrics(service)
+        assert "emo7ion_windows_missing 1" in text
+        assert "emo7ion_seq_resets_total 1" in text
+        assert 'emo7ion_camera_seq_resets_total{venue="hall",camera="cam-1"} 1' in text
+        cameras = {row["camera"]: row for row in httpx.get(service.url + "/api/cameras", timeout=10).json()}
+        assert cameras["cam-1"]["missing"] == 0 and cameras["cam-2"]["missing"] == 1
+    finally:
+        attacker.close()
+        honest.close()
+        service.stop()
