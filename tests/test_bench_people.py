@@ -183,3 +183,18 @@ def test_the_agent_counts_the_people_of_a_short_clip_within_the_must_show_band(t
     assert row["face_frames"] >= 5 * row["people"]
     assert row["idf1"]["idf1"] > 0.8, row["idf1"]
     assert (tmp_path / "test-pan-centerface-every1.jsonl").is_file()
+
+
+def test_cli_lists_the_clips_and_names_a_bad_one(capsys, tmp_path):
+    from emo7ion.cli import main
+
+    assert main(["bench", "people", "--crowd", str(tmp_path), "--list-clips"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == list(clips.SCENARIOS)
+    assert main(["bench", "people", "--crowd", str(tmp_path), "--clips", "band-pan,parade"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown clip(s) parade" in err and "band-pan" in err and "Traceback" not in err
+    assert main(["bench", "people", "--crowd", str(tmp_path), "--clips", "band-pan"]) == 2
+    assert "no ground_truth.json" in capsys.readouterr().err
+    assert main(["bench", "people", "--crowd", str(tmp_path), "--detectors", "centerface,yunet"]) == 2
+    assert "unknown type(s) yunet" in capsys.readouterr().err

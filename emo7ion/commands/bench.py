@@ -179,8 +179,6 @@ def run_people(args: argparse.Namespace) -> int:
     model = args.model or shipped_model()
     result: dict = {}
     if not args.votes_only:
-        if not (args.crowd / "ground_truth.json").is_file():
-            raise FileNotFoundError(f"{args.crowd} has no ground_truth.json (give the crowd sample folder)")
         from emo7ion.edge.detect import registry
 
         detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
@@ -188,6 +186,8 @@ def run_people(args: argparse.Namespace) -> int:
         if missing:
             raise ValueError(f"--detectors: unknown type(s) {', '.join(missing)}; valid: "
                              f"{', '.join(registry.available())}")
+        if not (args.crowd / "ground_truth.json").is_file():
+            raise FileNotFoundError(f"{args.crowd} has no ground_truth.json (give the crowd sample folder)")
         settings = [people.Setting(d, n) for n in every for d in detectors]
         total = len(names) * len(settings) * int(round(args.seconds * args.fps))
         with _bar(total, "frame") as bar:
