@@ -31,6 +31,12 @@ from emo7ion.core import emotions, messages
 from emo7ion.core.runtime import Prediction
 from emo7ion.edge.track import Track
 
+SHORTEST_WINDOW_S = 1.0
+"""No window is shorter, not even the first (which starts when the agent starts) or the last (which ends when it
+stops): the aggregator refuses windows under half of this (``min_window_s``) as stacked-window attacks, so a
+sliver is joined to the window after it, or, at a stop, stretched to this length (at most 1 s past the last frame,
+far inside the aggregator's clock skew)."""
+
 
 def window_bounds(now: float, length: float, anchor: float = 0.0) -> tuple[float, float]:
     """The [start, end) of the aligned window holding ``now`` (epoch seconds), on the grid of multiples of ``length``
@@ -73,6 +79,8 @@ class WindowCounter:
     def _begin(self, start: float) -> None:
         self.start = start
         self.end = window_bounds(start, self.length_s, self.anchor)[1]
+        if self.end - start < SHORTEST_WINDOW_S:  # a sliver before the grid's next boundary joins that window
+            self.end += self.length_s
         self.frames = 0
         self.counts = dict.fromkeys(emotions.LABELS, 0)
         self._confidence = 0.0
@@ -125,7 +133,7 @@ class WindowCounter:
     def close(self, seq: int, now: float, early: bool = False) -> messages.Window:
         """The record of the current window, then start the next one. ``early`` ends it at ``now``
         (shutdown); after a stall longer than a window the next one starts at ``now``, not in the past."""
-        end = min(now, self.end) if early else self.end
+        end = max(min(now, self.end), self.start + SHORTEST_WINDOW_S) if early else self.end
         persons = [p for p in self._present.values() if p.frames >= self.min_track_frames]
         counted = {p.track.number for p in persons}
         entered = sum(not p.track.counted for p in persons)

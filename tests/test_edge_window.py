@@ -187,3 +187,16 @@ def test_any_tracker_output_gives_a_consistent_window_that_withholds_below_min_p
         assert back.withheld and back.counts is None and back.votes is None and back.mean_confidence is None
     if not back.withheld:
         assert sum(back.votes.values()) == back.people
+
+
+def test_no_window_is_a_sliver_the_aggregator_would_refuse_as_short():
+    """The aggregator refuses windows under half a second (stacked-window attacks). An agent started 0.3 s before a
+    boundary joins that sliver to the next window, and one stopped 0.2 s into a window stretches it to 1 s."""
+    counter = WindowCounter("v", "c", 10, 0, MODEL, now=1009.7)
+    assert (counter.start, counter.end) == (1009.7, 1020.0)
+    first = counter.close(seq=0, now=1020.0)
+    assert (first.end - first.start).total_seconds() > 10
+    stopped = counter.close(seq=1, now=1020.2, early=True)
+    assert (stopped.end - stopped.start).total_seconds() == 1.0
+    long_enough = WindowCounter("v", "c", 10, 0, MODEL, now=1003.2)
+    assert long_enough.end == 1010.0  # 6.8 s before the boundary: a window of its own
