@@ -5,7 +5,7 @@ receive the venue's mood.
 Only what cannot be the same on a test machine is changed: the broker directory lives in a temporary folder,
 broker.example.org is 127.0.0.1, the ports are free ones, the passwords are those the add-* steps printed, the
 device's ``ca.crt`` is copied into the devices' working folder as the README says, and the camera's
-``--source 0`` becomes the crowd photos replayed in short windows.
+``--source 0`` becomes one crowd photo held in view, in short windows.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MARK = "<!-- deploy-steps"
 CROWD = ROOT.parent / "shared" / "data" / "crowd-sample" / "images"
+CROWD_PHOTO = "0_Parade_marchingband_1_149.jpg"  # 24 faces, all at least 32 px high
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None or shutil.which("mosquitto_sub") is None,
@@ -65,8 +66,15 @@ def localise(step: str, folder: Path, ports: dict[str, int], passwords: dict[str
         step = step.replace(placeholder, password)
     argv = shlex.split(step, comments=True)
     if argv[:3] == ["emo7ion", "edge", "run"]:
+        # One crowd photo held in view (a camera sees the same people from frame to frame; a slideshow of
+        # unrelated photos has no person in two frames, so the tracker rightly counts no one and every window
+        # withholds its emotion figures), 8 frames a window so each face makes the 3 frames a person needs.
+        still = folder / "still-crowd"
+        still.mkdir(exist_ok=True)
+        if not (still / CROWD_PHOTO).exists():
+            (still / CROWD_PHOTO).symlink_to(CROWD / CROWD_PHOTO)
         at = argv.index("--source")
-        argv[at + 1:at + 2] = [str(CROWD), "--window", "2", "--fps", "2", "--duration", "120"]
+        argv[at + 1:at + 2] = [str(still), "--window", "4", "--fps", "2", "--duration", "120"]
     if argv[0] == "emo7ion":
         argv[0] = str(BIN / "emo7ion")
     return argv
@@ -151,10 +159,17 @@ def test_readme_deployment_steps_deliver_mood_to_a_viewer(tmp_path):
                                 "home-assistant", "--json"], env=env, capture_output=True, text=True, timeout=60)
         assert added.returncode == 0, added.stderr
         broker = next(process for name, process, _ in running if name == "mosquitto")
+        broker_log = tmp_path / "broker" / "mosquitto.log"
+        reloads = broker_log.read_text(errors="replace").count("Reloading config")
         broker.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15  # the new account's ACL only holds once the broker has reloaded
+        while broker_log.read_text(errors="replace").count("Reloading config") == reloads:
+            assert time.monotonic() < deadline, "the broker did not reload on SIGHUP\n" + diagnostics()
+            time.sleep(0.05)
+        # 9 retained messages: 7 sensors (4, and 3 for people), the aggregator's status, the venue's mood.
         ha = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(ports["8883"]), "--cafile", "ca.crt",
                              "-u", "viewer.home-assistant", "-P", json.loads(added.stdout)["password"], "-v",
-                             "-C", "6", "-W", "20", "-t", "homeassistant/#", "-t", "emo7ion/aggregator/+/status",
+                             "-C", "9", "-W", "20", "-t", "homeassistant/#", "-t", "emo7ion/aggregator/+/status",
                              "-t", "emo7ion/v1/+/mood"],
                             cwd=device, env=env, capture_output=True, text=True, timeout=40)
         topics = [line.split(" ", 1)[0] for line in ha.stdout.splitlines()]
