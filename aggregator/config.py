@@ -72,6 +72,9 @@ class AggregatorConfig:
         "help": "declared zones: [venues.VENUE] CAMERA = \"ZONE\" (\"\" for none); in a listed venue a window "
                 "naming another zone is refused ('zone') and only these zones get mood topics. A venue not "
                 "listed: a camera's first zone is its zone (docs/migration.md)"})
+    venues_file: str = field(default="", metadata={
+        "help": "a TOML file of [venues.VENUE] tables read at start, e.g. the broker directory's venues.toml that "
+                "`emo7ion broker add-camera --zone` writes; [venues] here overrides it camera by camera"})
     batch_size: int = field(default=500, metadata={"help": "windows per database transaction at most"})
     batch_wait_s: float = field(default=0.2, metadata={"help": "longest wait to fill a batch"})
     queue_size: int = field(default=10_000, metadata={"help": "received, not yet stored (back-pressure beyond)"})
@@ -120,7 +123,8 @@ class AggregatorConfig:
             raise ConfigError(f"min_window_s={self.min_window_s!r} must be between 0 and "
                               f"{messages.MAX_WINDOW_SECONDS}")
         try:
-            self.venues = zones.parse(self.venues)
+            self.venues = zones.merge(zones.read_file(self.venues_file) if self.venues_file else {},
+                                      zones.parse(self.venues))
         except ValueError as error:
             raise ConfigError(str(error)) from None
         if self.mood_camera_weight not in RULES:

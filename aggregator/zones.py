@@ -12,7 +12,9 @@ A camera with stolen credentials can so claim at most one zone, once, and never 
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 from emo7ion.core import messages
 
@@ -75,3 +77,27 @@ def parse(table: dict) -> dict[str, dict[str, str | None]]:
                 messages.check_id(zone, f"venues.{venue}.{camera}: zone")
             venues[venue][camera] = zone or None
     return venues
+
+
+def read_file(path: str | Path) -> dict[str, dict[str, str | None]]:
+    """The ``[venues]`` tables of a TOML file (what ``emo7ion broker add-camera --zone`` writes); a ValueError names
+    the file."""
+    try:
+        table = tomllib.loads(Path(path).read_text()).get("venues", {})
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"venues_file={str(path)!r}: {getattr(error, 'strerror', None) or error}") from None
+    try:
+        if not isinstance(table, dict):
+            raise ValueError(f"venues must be a table of [venues.VENUE] tables, got {table!r}")
+        return parse(table)
+    except ValueError as error:
+        raise ValueError(f"venues_file={str(path)!r}: {error}") from None
+
+
+def merge(base: dict[str, dict[str, str | None]], over: dict[str, dict[str, str | None]]
+          ) -> dict[str, dict[str, str | None]]:
+    """``over``'s cameras on top of ``base``'s, venue by venue."""
+    merged = {venue: dict(cameras) for venue, cameras in base.items()}
+    for venue, cameras in over.items():
+        merged.setdefault(venue, {}).update(cameras)
+    return merged

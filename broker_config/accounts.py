@@ -3,6 +3,9 @@ with a fresh random password and its ACL block. A running broker applies changes
 
 from __future__ import annotations
 
+import json
+import os
+import tomllib
 from pathlib import Path
 
 from emo7ion.broker_config import acl, credentials
@@ -27,13 +30,43 @@ def viewer_username(name: str) -> str:
     return f"viewer.{check_id(name, 'viewer name')}"
 
 
-def add_camera(directory: str | Path, venue: str, camera: str, rotate: bool = False) -> Credentials:
+VENUES_FILE = "venues.toml"
+"""In the broker directory: each camera account's zone (``add-camera --zone``), as the aggregator's ``[venues]``
+tables; the aggregator reads it with ``venues_file`` (issue 20: a camera's zone is declared, never its choice)."""
+
+
+def add_camera(directory: str | Path, venue: str, camera: str, rotate: bool = False,
+               zone: str | None = None) -> Credentials:
     """Credentials for one camera, which may publish only under ``emo7ion/v1/{venue}/{camera}/`` and read
-    nothing. ``rotate`` gives an existing camera a new password (the old one stops working)."""
+    nothing. ``rotate`` gives an existing camera a new password (the old one stops working). ``zone``: the
+    camera's zone, recorded in ``DIR/venues.toml`` for the aggregator (a camera given one again moves there)."""
     username = camera_username(venue, camera)
     if camera in RESERVED_CAMERA_IDS:
         raise ValueError(f"camera id {camera!r} is reserved: emo7ion/v1/{venue}/{camera}/... are venue mood topics")
-    return _add(directory, username, acl.camera_rules(venue, camera), f"camera {venue}/{camera}", rotate)
+    if zone is not None:
+        check_id(zone, "zone")
+    credentials = _add(directory, username, acl.camera_rules(venue, camera), f"camera {venue}/{camera}", rotate)
+    if zone is not None:
+        set_zone(directory, venue, camera, zone)
+    return credentials
+
+
+def set_zone(directory: str | Path, venue: str, camera: str, zone: str) -> Path:
+    """Record ``camera``'s zone in the broker directory's ``venues.toml`` (written whole, atomically)."""
+    layout = BrokerLayout.load(directory)
+    path = layout.directory / VENUES_FILE
+    with layout.locked():
+        venues = tomllib.loads(path.read_text()).get("venues", {}) if path.is_file() else {}
+        venues.setdefault(check_id(venue, "venue"), {})[check_id(camera, "camera")] = check_id(zone, "zone")
+        lines = ["# Each camera account's zone (emo7ion broker add-camera --zone). The aggregator reads it with",
+                 f'# venues_file = "{path}" (or copy these tables into its [venues]).']
+        for name in sorted(venues):
+            lines += ["", f"[venues.{name}]"] + [f"{cam} = {json.dumps(venues[name][cam])}"
+                                                 for cam in sorted(venues[name])]
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text("\n".join(lines) + "\n")
+        os.replace(temporary, path)
+    return path
 
 
 def add_aggregator(directory: str | Path, name: str, rotate: bool = False) -> Credentials:

@@ -18,6 +18,8 @@ from emo7ion.aggregator.quota import DAY_S, WindowQuota
 from emo7ion.aggregator.store import SeqState, Store
 from emo7ion.aggregator.views import Views
 from emo7ion.aggregator.zones import Zones
+from emo7ion.broker_config.runner import BrokerError, find_tool
+from emo7ion.cli import main
 from emo7ion.core import emotions, messages
 from emo7ion.core.settings import ConfigError
 
@@ -253,3 +255,29 @@ def test_resets_are_counted_per_camera_in_metrics():
     assert "emo7ion_seq_resets_total 1" in text
     assert 'emo7ion_camera_seq_resets_total{venue="hall",camera="cam-1"} 1' in text
     assert "emo7ion_windows_missing 1" in text
+
+
+def test_a_camera_accounts_zone_reaches_the_aggregator_through_venues_file(tmp_path, capsys):
+    """``emo7ion broker add-camera ... --zone`` records the zone in the broker directory's venues.toml; the
+    aggregator's ``venues_file`` reads it, and its own ``[venues]`` table overrides it camera by camera."""
+    try:
+        find_tool("mosquitto_passwd")
+        find_tool("openssl", package="openssl")
+    except BrokerError as missing:
+        pytest.skip(str(missing))
+    directory = str(tmp_path / "broker")
+    assert main(["broker", "init", directory, "--dev"]) == 0
+    assert main(["broker", "add-camera", directory, "hall", "cam-1", "--zone", "front"]) == 0
+    assert main(["broker", "add-camera", directory, "hall", "cam-2", "--zone", "back"]) == 0
+    assert main(["broker", "add-camera", directory, "annex", "cam-1"]) == 0
+    assert "zone front" in capsys.readouterr().out
+    assert main(["broker", "add-camera", directory, "hall", "cam-3", "--zone", "Front!"]) == 2
+    assert "zone 'Front!'" in capsys.readouterr().err
+    assert "camera.hall.cam-3" not in (tmp_path / "broker" / "acl").read_text(), "nothing made for a bad zone"
+    venues_file = str(tmp_path / "broker" / "venues.toml")
+    assert load(None, {"venues_file": venues_file}, environ={}).venues == {"hall": {"cam-1": "front",
+                                                                                     "cam-2": "back"}}
+    config = load(None, {"venues_file": venues_file, "venues": {"hall": {"cam-2": "bar"}}}, environ={})
+    assert config.venues == {"hall": {"cam-1": "front", "cam-2": "bar"}}
+    with pytest.raises(ConfigError, match="venues_file"):
+        load(None, {"venues_file": str(tmp_path / "nowhere.toml")}, environ={})

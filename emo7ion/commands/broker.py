@@ -61,6 +61,9 @@ def register(commands) -> None:
     camera.add_argument("directory", metavar="DIR", help="broker directory made by 'emo7ion broker init'")
     camera.add_argument("venue", metavar="VENUE", help="venue id: 1-64 of a-z, 0-9, '-', '_'")
     camera.add_argument("camera", metavar="CAMERA", help="camera id, unique within the venue (same rules)")
+    camera.add_argument("--zone", metavar="ZONE",
+                        help="the camera's zone, recorded in DIR/venues.toml; an aggregator with venues_file = "
+                             "DIR/venues.toml refuses its windows naming any other zone (same id rules)")
     _credential_options(camera)
     camera.set_defaults(handler=run_add_camera)
 
@@ -152,9 +155,10 @@ def _print_credentials(credentials, what: str, args: argparse.Namespace) -> int:
 def run_add_camera(args: argparse.Namespace) -> int:
     from emo7ion.broker_config import add_camera
 
-    credentials = add_camera(args.directory, args.venue, args.camera, rotate=args.rotate)
+    credentials = add_camera(args.directory, args.venue, args.camera, rotate=args.rotate, zone=args.zone)
+    where = f" in zone {args.zone} (DIR/venues.toml: the aggregator's venues_file)" if args.zone else ""
     return _print_credentials(credentials, f"camera {args.venue}/{args.camera} may publish under "
-                                           f"emo7ion/v1/{args.venue}/{args.camera}/", args)
+                                           f"emo7ion/v1/{args.venue}/{args.camera}/{where}", args)
 
 
 @_tool_errors
