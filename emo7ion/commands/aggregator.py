@@ -22,6 +22,7 @@ FLAGS = (
                                                    "capped (by its people, at most --mood-camera-cap x the median)"),
     ("--mood-camera-cap", "mood_camera_cap", "a camera weighs at most this many times the median camera (default 2)"),
     ("--retention-days", "retention_days", "days of windows to keep (default 30)"),
+    ("--venues-file", "venues_file", "each camera's zone: the broker directory's venues.toml (add-camera --zone)"),
     ("--discovery-prefix", "discovery_prefix", "Home Assistant MQTT discovery prefix (default homeassistant)"),
 )
 
