@@ -281,3 +281,34 @@ def test_a_camera_accounts_zone_reaches_the_aggregator_through_venues_file(tmp_p
     assert config.venues == {"hall": {"cam-1": "front", "cam-2": "bar"}}
     with pytest.raises(ConfigError, match="venues_file"):
         load(None, {"venues_file": str(tmp_path / "nowhere.toml")}, environ={})
+
+
+def test_zones_quota_and_resets_on_postgresql():
+    """The same SQL on PostgreSQL: a declared zone forced onto the camera's row, a first zone kept, a status that
+    cannot move a camera, the quota spent once, and a seq jump counted as a reset."""
+    from postgres import PostgresUnavailable, ThrowawayPostgres
+
+    try:
+        server = ThrowawayPostgres().start()
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
+    try:
+        store = Store(server.create_database("judging"))
+        zones = Zones({"hall": {"cam-1": "front"}})
+        quota = WindowQuota(backlog_s=25.0, per_day=100)
+        result = store.add_windows([window("cam-1", 0, NOW - 30, zone="back"), window("cam-1", 1, NOW - 20),
+                                    window("cam-1", 2, NOW - 10), window("cam-1", 3, NOW),
+                                    window("cam-2", 0, NOW - 20, venue="annex", zone="bar"),
+                                    window("cam-2", 1, NOW - 10, venue="annex", zone="foo")],
+                                   received=NOW, zones=zones, quota=quota)
+        assert result.stored == 3 and [(w.seq, reason) for w, reason in result.refused] == [
+            (0, "zone"), (3, "rate"), (1, "zone")]
+        store.set_status(messages.Status(venue="annex", camera="cam-2", state="online", zone="foo",
+                                         ts=dt.datetime.fromtimestamp(NOW, dt.UTC), agent="x", model=MODEL), zones)
+        assert {(row.venue, row.camera, row.zone) for row in store.cameras()} == {("hall", "cam-1", "front"),
+                                                                                 ("annex", "cam-2", "bar")}
+        jump = store.add_windows([window("cam-1", 2_000_000, NOW + 20)], received=NOW + 30, zones=zones, quota=quota)
+        assert jump.stored == 1 and jump.resets == {("hall", "cam-1"): 1} and missing(store, "cam-1") == 0
+        store.close()
+    finally:
+        server.stop()
