@@ -73,7 +73,7 @@ def test_through_detector_reports_detection_and_both_framings_on_the_same_faces(
         assert report["detected_share_per_class"][label] <= PER_CLASS / (PER_CLASS + 1) + 1e-4
     assert report["boxes"]["n"] == report["detected"] and 0.5 < report["boxes"]["height"]["median"] < 1.2
     assert "native framing" in text and "margin 0.1" in text
-    assert report["contract_margin"] == EmotionClassifier(model).crop_margin  # the shipped 1.2 stores 0.1
+    assert report["contract_margin"] == EmotionClassifier(model).crop_margin  # the shipped 1.2.1 stores 0.025
     assert 0.0 <= report["margins"]["0.025"]["border_share"] < report["margins"]["0.1"]["border_share"] < 0.5
 
     # The native figure, recomputed here: the detector's own boxes decide which faces count, and the classifier

@@ -36,8 +36,9 @@ def test_measurements_are_of_the_shipped_files():
     assert flip["sha256"] == int8["sha256"] and flip["flip_average"] is True and flip["n"] == int8["n"]
     assert not int8.get("flip_average")
     other = MODELS / "eval-int8-val-tflite-runtime.json"
-    if other.is_file():
-        assert json.loads(other.read_text())["sha256"] == int8["sha256"]
+    if other.is_file():  # measured in a venv kept off this machine: may be of the file this one was restamped from
+        same_weights = {int8["sha256"], (meta.get("restamped_from") or {}).get("sha256")}
+        assert json.loads(other.read_text())["sha256"] in same_weights
 
 
 def test_a_changed_measurement_is_caught_then_rewritten(tmp_path):
