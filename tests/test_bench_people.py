@@ -33,8 +33,12 @@ def test_truth_counts_a_person_after_one_second_in_one_stretch():
         seen[f].add(2)
     for f in range(20, 29):  # person 3: 0.9 s
         seen[f].add(3)
-    assert clips.truth_people(seen, fps) == {1}
-    assert clips.truth_people(seen, fps, min_seconds=0.9) == {1, 2, 3}
+    for f in itertools.chain(range(0, 10), range(18, 30)):  # person 4: 1 s, leaves, comes back for 1.2 s to the end
+        seen[f].add(4)
+    assert clips.truth_people(seen, fps) == {1, 4}
+    assert clips.truth_people(seen, fps, min_seconds=0.9) == {1, 2, 3, 4}
+    assert clips.truth_visits(seen, fps) == 3, "person 1 once, person 4 twice"
+    assert clips.truth_visits(seen, fps, min_seconds=0.9) == 1 + 1 + 1 + 2
 
 
 def test_in_view_means_whole_valid_and_high_enough():

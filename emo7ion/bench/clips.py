@@ -154,7 +154,8 @@ class Clip:
     def summary(self) -> dict:
         return {"scenario": self.scenario, "photo": self.photo, "frames": self.frames, "fps": self.fps,
                 "seconds": round(self.frames / self.fps, 2), "size": f"{self.width}x{self.height}",
-                "people": len(self.people), "face_frames": self.face_frames,
+                "people": len(self.people), "visits": truth_visits(self.seen, self.fps),
+                "face_frames": self.face_frames,
                 "max_in_view": max((len(s & self.people) for s in self.seen), default=0)}
 
 
@@ -167,6 +168,19 @@ def truth_people(seen: list[set[int]], fps: float, min_seconds: float = MIN_SECO
         run = {i: run.get(i, 0) + 1 for i in present}
         people.update(i for i, n in run.items() if n >= need)
     return people
+
+
+def truth_visits(seen: list[set[int]], fps: float, min_seconds: float = MIN_SECONDS) -> int:
+    """Stretches of at least ``min_seconds`` in view, over all identities: a person who leaves the view and comes
+    back is two visits. The tracker keeps no appearance, so re-entry is a new track on purpose; this is the
+    count it can reach."""
+    need = max(1, math.ceil(min_seconds * fps - 1e-9))
+    run: dict[int, int] = {}
+    visits = 0
+    for present in [*seen, set()]:
+        visits += sum(n >= need for i, n in run.items() if i not in present)
+        run = {i: run.get(i, 0) + 1 for i in present}
+    return visits
 
 
 def in_view(boxes: np.ndarray, faces: list[Face], width: int, height: int, min_px: float) -> set[int]:

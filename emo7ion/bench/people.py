@@ -173,6 +173,7 @@ def analyse(clip: clips.Clip, setting: Setting, model: str, window_s: float, wor
     people_32 = sum(n >= config.track.min_frames for n in large.values())
     counted = sum(w.entered for w in windows)
     truth = len(clip.people)
+    visits = clips.truth_visits(clip.seen, clip.fps)
     faces = sum(w.faces for w in windows)
     recorder.wall["classify"] = stats.classify_s
     recorder.cpu["classify"] = classify_cpu_s[0]  # the classifier alone; the crops are in "other"
@@ -181,6 +182,7 @@ def analyse(clip: clips.Clip, setting: Setting, model: str, window_s: float, wor
         "clip": clip.scenario, "setting": setting.name, "detector": setting.detector,
         "detect_every": setting.detect_every, "frames": frames, "windows": len(windows),
         "truth_people": truth, "people": counted, "people_ratio": round(counted / truth, 3) if truth else None,
+        "truth_visits": visits, "visits_ratio": round(counted / visits, 3) if visits else None,
         "people_per_window": [w.people for w in windows], "entered_per_window": [w.entered for w in windows],
         "withheld": [w.withheld for w in windows],
         "people_if_32px": people_32,
@@ -245,18 +247,21 @@ def ratios(rows: list[dict]) -> list[dict]:
 
 
 def table(result: dict) -> str:
-    lines = [f"{'clip':>10} {'frames':>6} {'people':>6} {'face-frames':>11} {'max in view':>11}  photo"]
+    lines = [f"{'clip':>10} {'frames':>6} {'people':>6} {'visits':>6} {'face-frames':>11} {'max in view':>11}  photo"]
     for c in result["clips"]:
-        lines.append(f"{c['scenario']:>10} {c['frames']:>6} {c['people']:>6} {c['face_frames']:>11} "
+        lines.append(f"{c['scenario']:>10} {c['frames']:>6} {c['people']:>6} {c['visits']:>6} {c['face_frames']:>11} "
                      f"{c['max_in_view']:>11}  {c['photo']}")
-    lines.append("truth: valid annotated faces fully in view at >= 32 px for >= 1 s in one stretch")
+    lines.append("truth: valid annotated faces fully in view at >= 32 px for >= 1 s in one stretch; visits: such "
+                 "stretches (one who leaves the view and comes back is two: the tracker has no appearance, on purpose)")
     lines.append("")
-    head = (f"{'clip':>10} {'setting':>26} {'people':>6} {'truth':>5} {'x truth':>7} {'p@32px':>6} {'face-fr':>7} "
+    head = (f"{'clip':>10} {'setting':>26} {'people':>6} {'truth':>5} {'x truth':>7} {'x visits':>8} {'p@32px':>6} "
+            f"{'face-fr':>7} "
             f"{'ff/pers':>7} {'IDF1':>5} {'trk/pers':>8} {'switch':>6}")
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
         lines.append(
             f"{r['clip']:>10} {r['setting']:>26} {r['people']:>6} {r['truth_people']:>5} {r['people_ratio']:>7.2f} "
+            f"{r['visits_ratio']:>8.2f} "
             f"{r['people_if_32px']:>6} {r['face_frames']:>7} {r['face_frames_per_person'] or 0:>7.1f} "
             f"{r['idf1']['idf1']:>5.2f} {r['idf1']['tracks_per_person']:>8.2f} {r['idf1']['switches']:>6}")
     lines.append("people: the windows' entered, summed (one window per clip: its people); p@32px: counted tracks whose "
