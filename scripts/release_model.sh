@@ -2,16 +2,16 @@
 # Turns a finished training run into the artifacts shipped in models/ (models/MODEL_CARD.md cites this):
 # the Keras model, its val evaluation and confusion heatmap, the int8 and float16 TFLite files and the
 # conversion report, the int8 model's val score with flip averaging, the recipe ablation, and the curves.
-# Usage: scripts/release_model.sh RUN_DIR [DATA] [VERSION]
+# Usage: scripts/release_model.sh RUN_DIR DATA VERSION   (e.g. emo7ion-edge-1.3: a new release names itself)
 # With TFLITE_RUNTIME_EMO7ION set to the emo7ion command of a TensorFlow-free venv with tflite-runtime
 # (python3 -m venv V && V/bin/pip install 'numpy<2' tflite-runtime==2.14.0 -e '.[edge]'), the int8 model is also
 # evaluated under that interpreter. The card's tables are then rewritten from
 # the JSON files (scripts/card_figures.py); its prose stays yours to update.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN=${1:?usage: scripts/release_model.sh RUN_DIR [DATA] [VERSION]}
+RUN=${1:?usage: scripts/release_model.sh RUN_DIR DATA VERSION}
 DATA=${2:-../shared/data/fer2013/fer2013.tar.gz}
-VERSION=${3:-emo7ion-edge-1.2}
+VERSION=${3:?usage: scripts/release_model.sh RUN_DIR DATA VERSION (the release name, e.g. emo7ion-edge-1.3)}
 ABLATION=${ABLATION:-runs/ablation/ablation.json}  # scripts/ablate_recipe.py's table, when it was run
 EMO7ION=.venv/bin/emo7ion
 
