@@ -175,9 +175,7 @@ def analyse(clip: clips.Clip, setting: Setting, model: str, window_s: float, wor
     truth = len(clip.people)
     visits = clips.truth_visits(clip.seen, clip.fps)
     faces = sum(w.faces for w in windows)
-    recorder.wall["classify"] = stats.classify_s
     recorder.cpu["classify"] = classify_cpu_s[0]  # the classifier alone; the crops are in "other"
-    busy_cpu = cpu
     return {
         "clip": clip.scenario, "setting": setting.name, "detector": setting.detector,
         "detect_every": setting.detect_every, "frames": frames, "windows": len(windows),
@@ -192,10 +190,10 @@ def analyse(clip: clips.Clip, setting: Setting, model: str, window_s: float, wor
         "tracks": len(recorder.tracks), "counted_tracks": sum(t.counted for t in recorder.tracks.values()),
         "idf1": score.as_dict(), "tracks_were": parts,
         "cpu_ms": {**{s: round(1000 * recorder.cpu[s] / frames, 2) for s in STAGES},
-                   "other": round(1000 * (busy_cpu - sum(recorder.cpu.values())) / frames, 2),
-                   "total": round(1000 * busy_cpu / frames, 2)},
+                   "other": round(1000 * (cpu - sum(recorder.cpu.values())) / frames, 2),
+                   "total": round(1000 * cpu / frames, 2)},
         "wall_ms": {**{s: round(1000 * recorder.wall[s] / frames, 2) for s in ("detect", "track")},
-                    "classify": round(1000 * stats.classify_s / frames, 2),
+                    "crop_classify": round(1000 * stats.classify_s / frames, 2),
                     "total": round(1000 * wall / frames, 2)},
         "windows_file": str(out)}
 
