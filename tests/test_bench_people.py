@@ -85,6 +85,10 @@ def test_a_pan_writes_an_mp4_the_video_source_reads_frame_by_frame(tmp_path):
         read += 1
     source.close()
     assert read == clip.frames == 15 and source.fps == pytest.approx(10)
+    clip.write_truth(tmp_path / "pan-truth.json")
+    kept = __import__("json").loads((tmp_path / "pan-truth.json").read_text())
+    assert kept["people_ids"] == sorted(clip.people) and len(kept["frames_truth"]) == 15
+    assert {f["id"] for f in kept["frames_truth"][0]["faces"] if f["scored"]} == clip.seen[0] & clip.people
     # the view is 640 photo px wide and moves 400 px: faces on the left leave, those on the right come in
     first, last = clip.seen[0], clip.seen[-1]
     assert first and last and first != last

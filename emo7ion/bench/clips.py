@@ -151,6 +151,15 @@ class Clip:
         keep = self.seen[frame] & self.people
         return [box for i, box in self.boxes[frame].items() if i not in keep]
 
+    def write_truth(self, path: Path) -> None:
+        """The truth as JSON beside the clip (``--keep``): per frame, each face's identity and box and whether the
+        truth scores it there; the counted people. Boxes are x, y, w, h in frame pixels."""
+        frames = [{"frame": f, "faces": [{"id": i, "box": [round(v, 1) for v in box], "scored": i in scored}
+                                         for i, box in sorted(self.boxes[f].items())]}
+                  for f in range(self.frames) for scored in [self.seen[f] & self.people]]
+        Path(path).write_text(json.dumps({**self.summary(), "min_px": MIN_PX, "min_seconds": MIN_SECONDS,
+                                          "people_ids": sorted(self.people), "frames_truth": frames}))
+
     def summary(self) -> dict:
         return {"scenario": self.scenario, "photo": self.photo, "frames": self.frames, "fps": self.fps,
                 "seconds": round(self.frames / self.fps, 2), "size": f"{self.width}x{self.height}",

@@ -215,6 +215,8 @@ def run(crowd: Path, scenarios: list[str], settings: list[Setting], seconds: flo
         for scenario in scenarios:
             clip, _ = clips.render(crowd, scenario, seconds, fps, out=folder / f"{scenario}.mp4")
             rendered.append(clip.summary())
+            if workdir:
+                clip.write_truth(folder / f"{scenario}-truth.json")
             for setting in settings:
                 if bar is not None:
                     bar.set_description(f"{scenario}: {setting.name}")

@@ -67,7 +67,8 @@ def register(commands) -> None:
                         help="window seconds (default: one window longer than the clip, so its people is the "
                              "clip's count)")
     people.add_argument("--model", type=Path, help="the .tflite classifier (default: the shipped int8 model)")
-    people.add_argument("--keep", type=Path, help="keep the rendered mp4s and the windows files in this folder")
+    people.add_argument("--keep", type=Path,
+                        help="keep the rendered mp4s, their truth (JSON) and the windows files in this folder")
     people.add_argument("--fer", type=Path,
                         help="FER2013 (.tar.gz, folders or csv) for the synthetic vote figures (in a checkout: "
                              "../shared/data/fer2013/fer2013.tar.gz); without it they are skipped")
