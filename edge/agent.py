@@ -87,6 +87,7 @@ class Agent:
         self.tracker = Tracker(config.track.iou, config.track.max_gap_s, config.track.max_jump)
         self.window = WindowCounter(config.venue, config.camera, config.window_s, config.min_people, model,
                                     config.zone, now=time.time(), min_track_frames=config.track.min_frames,
+                                    min_person_px=config.track.min_px,
                                     min_faces=config.min_faces or 0)
         self.topic = messages.camera_topic(config.venue, config.camera, "counts")
         self.stats = Stats()
@@ -106,13 +107,19 @@ class Agent:
         if self._frame_index % self.config.detect_every == 0:
             boxes = [(d.x, d.y, d.w, d.h) for d in self.detector.detect(frame) if d.h >= MIN_FACE_PX]
             tracks, ended = self.tracker.update(boxes, ts)
-        else:  # docs/architecture.md: carried boxes are classified, so every frame's faces count alike
-            carried = self.tracker.carried(ts, frame.shape[1], frame.shape[0])
+            fresh = list(range(len(tracks)))
+        else:  # docs/architecture.md: carried boxes reuse their face's last reading, so every frame's faces count
+            carried = self.tracker.carried(ts, frame.shape[1], frame.shape[0])  # alike and the classifier rests
             tracks, boxes, ended = [t for t, _ in carried], [tuple(b) for _, b in carried], []
+            fresh = [i for i, track in enumerate(tracks) if track.reading is None]
         self._frame_index += 1
         detected = time.perf_counter()
-        predictions = (self.classifier.classify(faces.prepare_faces(frame, boxes, self.classifier.crop_margin))
-                       if boxes else [])
+        if fresh:
+            read = self.classifier.classify(faces.prepare_faces(frame, [boxes[i] for i in fresh],
+                                                                 self.classifier.crop_margin))
+            for index, prediction in zip(fresh, read):
+                tracks[index].reading = prediction
+        predictions = [track.reading for track in tracks]
         done = time.perf_counter()
         self.window.add_frame(predictions, tracks, ended)
         self.stats.frames += 1

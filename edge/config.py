@@ -125,6 +125,9 @@ class TrackConfig:
     max_gap_s: float = field(default=1.0, metadata={"help": "a face not found again for this many seconds has left"})
     min_frames: int = field(default=3, metadata={
         "help": "frames a track needs in a window to count as a person there (fewer: a passer-by or a false face)"})
+    min_px: float = field(default=32.0, metadata={
+        "help": "a track counts as a person once its face was this many pixels tall in a detection (the size the "
+                "classifier reads; smaller faces still count as face detections)"})
 
     def validate(self) -> None:
         if not 0.0 < self.iou <= 1.0:
@@ -132,6 +135,7 @@ class TrackConfig:
         _positive("track.max_jump", self.max_jump, allow_zero=True)
         _positive("track.max_gap_s", self.max_gap_s)
         _positive("track.min_frames", self.min_frames)
+        _positive("track.min_px", self.min_px, allow_zero=True)
 
 
 @dataclass

@@ -54,6 +54,14 @@ class Track:
     """Whether the last detector frame found it (only those are carried between detector frames)."""
     counted: bool = False
     """Set by the window once the track counted as a person in some window (``entered`` counts a person once)."""
+    tallest: float = 0.0
+    """The tallest box of its detections, in pixels: a person counts once their face was big enough to read."""
+    reading: object = None
+    """The classifier's last reading of this face (a ``Prediction``), reused on the frames between detector
+    frames (``detect_every``), so the classifier runs only where the detector did."""
+
+    def __post_init__(self):
+        self.tallest = max(self.tallest, float(self.box[3]))
 
     def predict(self, ts: float) -> np.ndarray:
         """Where the box should be at ``ts``: the last detection moved on at the estimated velocity."""
@@ -178,6 +186,7 @@ class Tracker:
             gain = 1.0 if track.hits == 1 else VELOCITY_GAIN  # the first measurement replaces the prior
             track.velocity = track.velocity + gain * (measured - track.velocity)
         track.box = box.copy()
+        track.tallest = max(track.tallest, float(box[3]))
         track.last_ts = ts
         track.hits += 1
         track.found_last = True

@@ -188,7 +188,7 @@ def test_the_real_agent_withholds_one_face_that_jumps_around(tmp_path):
 
 def test_detect_every_3_runs_the_detector_on_a_third_of_the_frames_and_sees_the_same_people(tmp_path):
     frame = faces_frame([(40, 40), (280, 200), (520, 60)])
-    records, calls = {}, {}
+    records, calls, read = {}, {}, {}
     for every in (1, 3):
         agent = make_agent(tmp_path / str(every), detect_every=every)
         real_detect, calls[every] = agent.detector.detect, []
@@ -198,12 +198,21 @@ def test_detect_every_3_runs_the_detector_on_a_third_of_the_frames_and_sees_the_
             return real_detect(image)
 
         agent.detector.detect = counted
+        real_classify, read[every] = agent.classifier.classify, []
+
+        def classified(crops, real_classify=real_classify, log=read[every]):
+            log.append(len(crops))
+            return real_classify(crops)
+
+        agent.classifier.classify = classified
         for index in range(12):
             agent.process(frame, 1000.0 + index * 0.25)
         records[every] = agent.window.close(seq=0, now=1010.0)
         agent.outbox.close()
     assert (len(calls[1]), len(calls[3])) == (12, 4)
+    # the classifier rests where the detector does: carried boxes reuse their face's last reading
+    assert (len(read[1]), len(read[3]), sum(read[3])) == (12, 4, 12)
     assert records[1].people == records[3].people == 3 and not records[3].withheld
-    # carried boxes are classified: only the frames before a face was found twice lack it (frames 1 and 2)
+    # carried faces count as face detections: only the frames before a face was found twice lack it (1 and 2)
     assert (records[1].faces, records[3].faces) == (36, 30)
     assert records[3].votes == records[1].votes

@@ -200,3 +200,15 @@ def test_no_window_is_a_sliver_the_aggregator_would_refuse_as_short():
     assert (stopped.end - stopped.start).total_seconds() == 1.0
     long_enough = WindowCounter("v", "c", 10, 0, MODEL, now=1003.2)
     assert long_enough.end == 1010.0  # 6.8 s before the boundary: a window of its own
+
+
+def test_a_face_too_small_to_read_counts_as_detections_but_never_as_a_person():
+    """``min_person_px``: a person counts once their face was tall enough to read in some detection (the bench's
+    truth uses 32 px); smaller faces are still face detections."""
+    counter = WindowCounter("v", "c", 10, 1, MODEL, now=0, min_track_frames=1, min_person_px=32)
+    small, large = track(1), Track(2, np.array([100.0, 0, 40, 40]), 0.0, 0.0)
+    assert (small.tallest, large.tallest) == (20.0, 40.0)
+    for _ in range(3):
+        counter.add_frame([said("happy"), said("sad")], [small, large])
+    record = parsed(counter.close(seq=0, now=10))
+    assert record.faces == 6 and record.people == 1 and record.votes["sad"] == 1 and record.votes["happy"] == 0
