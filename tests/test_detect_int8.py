@@ -65,7 +65,7 @@ def test_int8_is_a_registered_detector_with_its_own_defaults():
     assert names[:3] == ["model_path", "threshold", "upscale"] and "tiles" in names
     detector = registry.create({"type": "centerface-int8", "upscale": "1.5"})
     assert detector.name == "centerface-int8" and detector.path.name == weights.CENTERFACE_INT8
-    assert (detector.options.threshold, detector.options.upscale) == (0.27, 1.5)
+    assert (detector.options.threshold, detector.options.upscale) == (0.3, 1.5)
     with pytest.raises(ValueError, match="upscale=9.0: must be within 0.05..8"):
         registry.create({"type": "centerface-int8", "upscale": 9.0})
 
@@ -181,7 +181,9 @@ def test_bench_edge_compares_int8_with_float(capsys):
     assert all(row["frames"] == 8 and row["ms"]["detect"] > 0 for row in rows)
     assert rows[0]["detect_ratio"] == rows[0]["floor_ratio"] == 1.0
     assert rows[1]["detect_ratio"] == round(rows[1]["ms"]["detect"] / rows[0]["ms"]["detect"], 3)
-    assert rows[1]["detect_ms_floor"] <= rows[1]["detect_ms_median"] <= max(rows[1]["ms"]["detect"] * 2, 1)
+    # each photo's fastest, averaged, is at most the mean (not the median: one slow photo lifts the floor above it)
+    assert rows[1]["detect_ms_floor"] <= rows[1]["ms"]["detect"] + 0.01
+    assert rows[1]["detect_ms_median"] <= max(rows[1]["ms"]["detect"] * 2, 1)
     assert any(line.startswith("320x180: centerface-int8 upscale=1.5 detect against the first") for line in out)
     # the default type gets registry.DEFAULT's settings, another type its plugin's own defaults
-    assert rows[1]["detector"]["threshold"] == 0.27 and "threshold" not in rows[0]["detector"]
+    assert rows[1]["detector"]["threshold"] == 0.3 and "threshold" not in rows[0]["detector"]

@@ -19,10 +19,11 @@ from emo7ion.core import settings
 from emo7ion.core.settings import ConfigError
 from emo7ion.edge.detect.base import FaceDetector
 
-DEFAULT: dict[str, Any] = {"type": "centerface-int8", "threshold": 0.27, "nms_iou": 0.3, "upscale": 1.0, "tiles": 1}
+DEFAULT: dict[str, Any] = {"type": "centerface-int8", "threshold": 0.3, "nms_iou": 0.3, "upscale": 1.0, "tiles": 1}
 """The detector the agent uses unless configured otherwise, chosen by measurement (docs/benchmarks.md): int8
-CenterFace finds what float CenterFace finds (recall within 0.02 in every face-size bin, fewer false positives)
-in about half its time on a CPU with int8 dot products; ``type = "centerface"`` is the float one."""
+CenterFace finds what float CenterFace finds (at float's threshold, on the crowd sample the same recall in every
+face-size bin and as many false positives; on large faces the same recall) in about half its time on a CPU
+with int8 dot products; ``type = "centerface"`` is the float one."""
 
 
 @functools.cache
