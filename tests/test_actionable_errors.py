@@ -206,3 +206,18 @@ def test_edge_check_names_the_broker_and_the_cause(broker, tmp_path, capsys):
                  users["camera"][0], "--password", users["camera"][1]]) == 1
     out = capsys.readouterr().out
     assert f"FAIL broker: TLS verification of broker 127.0.0.1:{layout.tls_port} failed" in out, out
+
+
+def test_truncated_detector_weights_end_edge_run_with_one_line_naming_the_file(tmp_path):
+    """Issue 20, must show 5: weights cut short (a half-copied SD card) are the user's to fix, not a traceback."""
+    from emo7ion.edge.detect import weights
+
+    for kind, source in (("centerface", "centerface.onnx"), ("centerface-int8", "centerface_int8.onnx")):
+        truncated = tmp_path / f"cut-{source}"
+        truncated.write_bytes(weights.path(source).read_bytes()[:100_000])
+        config = tmp_path / f"{kind}.toml"
+        config.write_text(f'venue = "lobby"\ncamera = "cam1"\n[detector]\ntype = "{kind}"\n'
+                          f'model_path = "{truncated}"\n[source]\nkind = "images"\npath = "{tmp_path}"\n')
+        result = emo7ion("edge", "run", "--config", config, "--out", tmp_path / "windows.jsonl", cwd=tmp_path)
+        line = one_line_error(result, "edge")
+        assert str(truncated) in line and "100,000 bytes" in line, line

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from emo7ion.core.errors import UserError
+
 
 class Detection(NamedTuple):
     """One face: top-left corner and size in pixels of the input frame, and a confidence in 0..1."""
@@ -18,9 +20,10 @@ class Detection(NamedTuple):
     score: float
 
 
-class DetectorError(RuntimeError):
-    """A detector that cannot be built here: its weights or runtime are not installed (the message says what to
-    install)."""
+class DetectorError(UserError, RuntimeError):
+    """A detector that cannot be built here: its weights are missing or damaged, or its runtime is not installed
+    (the message names the file or says what to install). A user error: the command prints it as one line and
+    exits with status 2."""
 
 
 class FaceDetector(ABC):
