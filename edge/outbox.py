@@ -5,8 +5,17 @@ One SQLite file in WAL mode. Sequence numbers are allocated here, per camera, an
 The outbox is bounded by count and age; what it drops is counted and reported in the next health
 record. A full disk is survived (the window is counted as dropped and the agent keeps classifying).
 Only a file SQLite calls corrupt is moved aside (with a clear log line instead of crash-looping the
-agent); one that is merely locked, read-only or on a full disk keeps its pending windows: opening is
-retried with backoff and then fails with an ``OutboxError`` that says what to check.
+agent), after every pending window it still can read was copied, in order, into the fresh outbox; one that
+is merely locked, read-only or on a full disk keeps its pending windows: opening is retried with backoff and
+then fails with an ``OutboxError`` that says what to check.
+
+Seq stays monotonic across a lost outbox: a recreated one continues from the highest of the old file's
+readable next seq, its last readable window + 1, and a floor from the clock, the Unix time in milliseconds.
+An agent makes at most one window a second (``window_s`` >= 1), or a few hundred a second replaying a
+recording, so no earlier outbox of this camera can have reached the floor of a later time, and the floor,
+about 1.8e12 today, stays far below ``MAX_SEQ`` (2**53 - 1, 9e15) for thousands of years. A first-ever
+outbox starts at 0 (a new camera has nothing to stay above); the aggregator counts the jump as a restart,
+never as missing windows.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emo7ion.core.errors import UserError
+from emo7ion.core.messages import MAX_SEQ
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +40,12 @@ CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, created REAL NOT NUL
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0), ('dropped', 0);
 """
+
+SEQ_FLOOR_PER_S = 1000
+"""A recreated outbox's next seq is at least the Unix time times this (milliseconds): see the module's docstring."""
+
+MAX_SALVAGE_SKIPS = 100_000
+"""How many seqs past a damaged page the salvage seeks before giving up when the old file's end is unknown."""
 
 BUSY_TIMEOUT_S = 5.0
 """How long one statement waits for another connection's lock before SQLite reports the file locked."""
@@ -84,14 +100,25 @@ class Outbox:
                 return self._move_aside(error)
 
     def _move_aside(self, error: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """Salvage what the damaged file still yields, move it (and its WAL) aside, and start a fresh outbox
+        holding the salvaged windows, with seq above every one the old file could have handed out."""
+        salvaged, old_next = salvage(self.path)
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._clock())}")
-        log.error("outbox %s is unreadable (%s); moved aside to %s and starting an empty outbox",
-                  self.path, error, aside)
         for suffix in ("", "-wal", "-shm"):
             part = Path(str(self.path) + suffix)
             if part.exists():
                 os.replace(part, Path(str(aside) + suffix))
-        return self._connect()
+        db = self._connect()
+        floor = int(self._clock() * SEQ_FLOOR_PER_S)
+        next_seq = max([floor, old_next or 0, *(entry.seq + 1 for entry in salvaged)])
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO outbox (seq, created, topic, payload) VALUES (?, ?, ?, ?)",
+                       [(e.seq, e.created, e.topic, e.payload) for e in salvaged])
+        db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (next_seq,))
+        db.execute("COMMIT")
+        log.error("outbox %s is corrupt (%s): moved aside to %s; %d readable pending window(s) salvaged into a "
+                  "fresh outbox, next seq %d", self.path, error, aside, len(salvaged), next_seq)
+        return db
 
     def _connect(self, busy_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
         """Open and check the file, waiting at most ``busy_s`` on another connection's lock; once open, every
@@ -185,3 +212,55 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def salvage(path: Path) -> tuple[list[Entry], int | None]:
+    """The pending windows a damaged outbox still yields, in seq order, and its stored next seq if readable.
+
+    Read only (the file is kept as it is for whoever looks at it later). The table is scanned in seq order; where
+    a page is damaged the scan seeks again one seq further on, so the windows on readable pages after the damage
+    are kept too. A row whose columns have the wrong types (a damaged record) is skipped."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return [], None
+    try:
+        old_next = _read_next_seq(db)
+        try:
+            highest = db.execute("SELECT max(seq) FROM outbox").fetchone()[0]
+        except sqlite3.Error:
+            highest = None
+        end = max((v for v in (old_next, highest) if isinstance(v, int)), default=None)
+        entries: list[Entry] = []
+        after, skips = -1, 0
+        while True:
+            try:
+                for seq, created, topic, payload in db.execute(
+                        "SELECT seq, created, topic, payload FROM outbox WHERE seq > ? ORDER BY seq", (after,)):
+                    if not isinstance(seq, int) or not after < seq <= MAX_SEQ:
+                        continue
+                    after = seq
+                    if (isinstance(created, (int, float)) and isinstance(topic, str)
+                            and isinstance(payload, bytes)):
+                        entries.append(Entry(seq, float(created), topic, payload))
+                break  # the scan reached the end
+            except sqlite3.Error:  # a damaged page (or the whole table): seek past the seq that failed
+                after, skips = after + 1, skips + 1
+                if end is None and not entries:
+                    break  # nothing readable and no end to seek towards
+                if (after >= end) if end is not None else skips > MAX_SALVAGE_SKIPS:
+                    break
+        return entries, old_next
+    except sqlite3.Error:  # not even the schema is readable
+        return [], None
+    finally:
+        db.close()
+
+
+def _read_next_seq(db: sqlite3.Connection) -> int | None:
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+    except sqlite3.Error:
+        return None
+    value = row[0] if row else None
+    return value if isinstance(value, int) and 0 <= value <= MAX_SEQ else None
