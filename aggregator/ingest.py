@@ -85,7 +85,7 @@ class Ingest:
         self.store = store
         self.changes = changes
         self.stats = IngestStats(day_cap=config.max_camera_windows_per_day if config.check_windows else 0)
-        self.zones = Zones(config.venues)
+        self.zones = Zones(config.venues, judging=config.check_windows)
         self.quota = (WindowQuota(config.camera_backlog_s, config.max_camera_windows_per_day)
                       if config.check_windows else None)
         self.rejections = RateLimitedLog(log)
