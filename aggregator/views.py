@@ -28,8 +28,8 @@ def camera_state(stored_state: str | None, last_seen: float | None, offline_afte
     return "unknown" if stale else "online"
 
 
-def online_count(cameras: list[dict], zone: str | None = None) -> int:
-    return sum(1 for c in cameras if c["state"] == "online" and (zone is None or c["zone"] == zone))
+def online_cameras(cameras: list[dict], zone: str | None = None) -> set[str]:
+    return {c["camera"] for c in cameras if c["state"] == "online" and (zone is None or c["zone"] == zone)}
 
 
 def tallies(totals: list[CameraTotals], people: list[PeopleWindow]) -> list[CameraTally]:
@@ -94,7 +94,7 @@ class Views:
         """Each venue with its zones, camera count, cameras online and last window's end."""
         rows = self.cameras()
         return [{"venue": venue.venue, "zones": self._zones(venue), "cameras": venue.cameras,
-                 "cameras_online": online_count([r for r in rows if r["venue"] == venue.venue]),
+                 "cameras_online": len(online_cameras([r for r in rows if r["venue"] == venue.venue])),
                  "last_window_end": iso(venue.last_window_end)} for venue in self.store.venues()]
 
     def venue_zones(self) -> list[tuple[str, list[str]]]:
@@ -117,10 +117,10 @@ class Views:
         counts = combine(tallies(current, people), self.weighting)
         before = positivity(combine(tallies(previous, previous_people), self.weighting))
         now_positivity = positivity(counts)
-        online = {c["camera"] for c in rows if c["state"] == "online" and (zone is None or c["zone"] == zone)}
+        online = online_cameras(rows, zone)
         return messages.Mood(
             venue=venue, zone=zone, ts=dt.datetime.fromtimestamp(now, dt.UTC), window_s=window_s,
-            faces=sum(sum(row.counts.values()) for row in current), cameras_online=online_count(rows, zone),
+            faces=sum(sum(row.counts.values()) for row in current), cameras_online=len(online),
             shares=shares(counts), dominant=dominant(counts), positivity=now_positivity,
             trend=None if now_positivity is None or before is None else round(now_positivity - before, 4),
             withheld_windows=sum(row.withheld for row in current),
