@@ -25,7 +25,7 @@ from emo7ion.aggregator.metrics import render_metrics
 from emo7ion.aggregator.schemas import CameraOut, MetaOut, MoodOut, TimeseriesOut, VenueOut
 from emo7ion.aggregator.views import Pushed, Views
 from emo7ion.core import emotions, messages
-from emo7ion.core.version import version as emo7ion_version
+from emo7ion.core.service.version import version as emo7ion_version
 
 MAX_MINUTES = 7 * 24 * 60
 MAX_POINTS = 5000

@@ -10,9 +10,9 @@ from typing import ClassVar
 from emo7ion.aggregator import zones
 from emo7ion.aggregator.mood import RULES, CameraWeighting
 from emo7ion.core import messages
-from emo7ion.core.broker_connection import BrokerSettings
-from emo7ion.core.paths import default_file
-from emo7ion.core.settings import ConfigError, layered
+from emo7ion.core.service.broker_connection import BrokerSettings
+from emo7ion.core.service.paths import default_file
+from emo7ion.core.service.settings import ConfigError, layered
 
 ENV_PREFIX = "EMO7ION_AGG__"
 

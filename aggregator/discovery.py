@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from emo7ion.core import messages
-from emo7ion.core.version import version as emo7ion_version
+from emo7ion.core.service.version import version as emo7ion_version
 
 log = logging.getLogger(__name__)
 

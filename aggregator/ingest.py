@@ -28,7 +28,8 @@ from emo7ion.aggregator.quota import WindowQuota
 from emo7ion.aggregator.ratelimit import RateLimitedLog
 from emo7ion.aggregator.store import Store
 from emo7ion.aggregator.zones import Zones
-from emo7ion.core import broker_connection, broker_errors, messages
+from emo7ion.core import messages
+from emo7ion.core.service import broker_connection, broker_errors
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from emo7ion.aggregator.ingest import Ingest
 from emo7ion.aggregator.mood_publisher import MoodPublisher
 from emo7ion.aggregator.store import Store
 from emo7ion.aggregator.views import Views
-from emo7ion.core.errors import UserError
+from emo7ion.core.service.errors import UserError
 
 log = logging.getLogger(__name__)
 

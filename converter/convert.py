@@ -20,7 +20,7 @@ import numpy as np
 
 from emo7ion.converter import parity, report, variants
 from emo7ion.core import emotions, faces, provenance
-from emo7ion.core.version import version
+from emo7ion.core.service.version import version
 from emo7ion.training import data as datasets
 
 log = logging.getLogger(__name__)

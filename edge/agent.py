@@ -19,9 +19,9 @@ import time
 from collections.abc import Sequence
 
 from emo7ion.core import faces, messages
-from emo7ion.core.broker_errors import BrokerRefusedError
 from emo7ion.core.runtime import EmotionClassifier
-from emo7ion.core.settings import ConfigError
+from emo7ion.core.service.broker_errors import BrokerRefusedError
+from emo7ion.core.service.settings import ConfigError
 from emo7ion.edge import recording
 from emo7ion.edge.config import EdgeConfig
 from emo7ion.edge.detect import registry

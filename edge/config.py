@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from emo7ion.core import messages
-from emo7ion.core.broker_connection import BrokerSettings
-from emo7ion.core.paths import default_file
-from emo7ion.core.settings import ConfigError, layered
+from emo7ion.core.service.broker_connection import BrokerSettings
+from emo7ion.core.service.paths import default_file
+from emo7ion.core.service.settings import ConfigError, layered
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ ENV_PREFIX = "EMO7ION_EDGE__"
 
 def default_model_path() -> str:
     """The int8 model shipped with the package (``models/`` in a checkout)."""
-    from emo7ion.core.resources import shipped_model
+    from emo7ion.core.service.resources import shipped_model
 
     return str(shipped_model())
 

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from emo7ion.core.errors import UserError
 from emo7ion.core.messages import MAX_SEQ
+from emo7ion.core.service.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from emo7ion.core import broker_connection, broker_errors, messages
-from emo7ion.core.version import version
+from emo7ion.core import messages
+from emo7ion.core.service import broker_connection, broker_errors
+from emo7ion.core.service.version import version
 from emo7ion.edge.config import BrokerConfig
 from emo7ion.edge.outbox import Outbox
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from emo7ion.core import messages
-from emo7ion.core.errors import UserError
+from emo7ion.core.service.errors import UserError
 
 if TYPE_CHECKING:
     from emo7ion.edge.config import EdgeConfig

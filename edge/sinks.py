@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from emo7ion.core import messages
-from emo7ion.core.errors import UserError
+from emo7ion.core.service.errors import UserError
 
 
 class WindowSink:

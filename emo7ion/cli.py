@@ -48,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
-    from emo7ion.core.errors import UserError
     from emo7ion.core.runtime import ModelError
+    from emo7ion.core.service.errors import UserError
 
     try:
         return int(args.handler(args) or 0)

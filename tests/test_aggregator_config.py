@@ -3,7 +3,7 @@
 import pytest
 
 from emo7ion.aggregator import config
-from emo7ion.core.settings import ConfigError
+from emo7ion.core.service.settings import ConfigError
 
 
 def test_layers(tmp_path):

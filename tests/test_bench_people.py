@@ -180,7 +180,7 @@ def test_the_agent_counts_the_people_of_a_short_clip_within_the_must_show_band(t
     """Must-show 2 on a short clip: the published window's people within 0.7x-1.2x of the truth, face-frames at
     least 5x people. 24 band members in view for 1.5 s at 48-65 px, a slow pan (6 px a frame)."""
     from emo7ion.bench import people
-    from emo7ion.core.resources import shipped_model
+    from emo7ion.core.service.resources import shipped_model
 
     scenario = clips.Scenario("test-pan", FRONTAL, (clips.Key(0, 480, 320, 1.5), clips.Key(1, 540, 320, 1.5)), "t")
     clip, _ = clips.render(CROWD, scenario, seconds=1.5, fps=10, out=tmp_path / "pan.mp4")

@@ -1,5 +1,5 @@
-"""The one broker-connection recipe (core/broker_connection.py): URL checks with default ports, and a client that
-really connects to Mosquitto with its id and credentials and leaves its will when it vanishes."""
+"""The one broker-connection recipe (core/service/broker_connection.py): URL checks with default ports, and a
+client that really connects to Mosquitto with its id and credentials and leaves its will when it vanishes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 import pytest
 from mqtt_helpers import Recorder, start_plain_broker
 
-from emo7ion.core.broker_connection import BrokerAddress, Will, make_client
-from emo7ion.core.settings import ConfigError
+from emo7ion.core.service.broker_connection import BrokerAddress, Will, make_client
+from emo7ion.core.service.settings import ConfigError
 
 
 @pytest.mark.parametrize("url, address", [

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from emo7ion.core import faces, provenance
-from emo7ion.core.resources import shipped_model
 from emo7ion.core.runtime import EmotionClassifier, ModelError
+from emo7ion.core.service.resources import shipped_model
 
 
 def restamped(tmp_path, contract: dict | None, name: str = "m.tflite"):

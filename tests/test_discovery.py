@@ -10,7 +10,7 @@ from mqtt_helpers import Recorder
 from conftest import LiveAggregator
 from emo7ion.aggregator.config import load
 from emo7ion.core import messages
-from emo7ion.core.settings import ConfigError
+from emo7ion.core.service.settings import ConfigError
 
 TEMPLATE = re.compile(r"^\{\{ value_json\.([a-z_]+)( \| default\(none\))? \}\}$")
 KEYS = ("dominant", "positivity", "faces", "cameras_online")

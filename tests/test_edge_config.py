@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from emo7ion.core.broker_connection import BrokerSettings
+from emo7ion.core.service.broker_connection import BrokerSettings
 from emo7ion.edge import config as edge_config
 from emo7ion.edge.config import ConfigError
 

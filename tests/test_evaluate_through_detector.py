@@ -11,8 +11,8 @@ import pytest
 from emo7ion.cli import main
 from emo7ion.core import emotions, provenance
 from emo7ion.core import faces as crop_contract
-from emo7ion.core.resources import shipped_model
 from emo7ion.core.runtime import EmotionClassifier
+from emo7ion.core.service.resources import shipped_model
 from emo7ion.edge.detect import registry
 from emo7ion.training.evaluate_through_detector import (
     Canvas,

@@ -187,7 +187,7 @@ def test_the_weighting_is_configurable_and_a_bad_value_is_named(tmp_path):
     assert load(None, {}, environ={}).weighting == CameraWeighting("equal", 2.0)
     assert load(None, {"mood_camera_weight": "capped", "mood_camera_cap": 3}, environ={}).weighting == \
         CameraWeighting("capped", 3.0)
-    from emo7ion.core.settings import ConfigError
+    from emo7ion.core.service.settings import ConfigError
 
     for overrides, key in (({"mood_camera_weight": "faces"}, "mood_camera_weight"),
                            ({"mood_camera_cap": 0.5}, "mood_camera_cap")):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from emo7ion.core import faces, provenance
-from emo7ion.core.resources import shipped_model
 from emo7ion.core.runtime import EmotionClassifier
+from emo7ion.core.service.resources import shipped_model
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("restamp_model", ROOT / "scripts" / "restamp_model.py")

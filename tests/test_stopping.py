@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from emo7ion.core import stopping
+from emo7ion.core.service import stopping
 
 
 @pytest.fixture

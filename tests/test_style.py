@@ -91,3 +91,41 @@ def test_layering_check_sees_a_wrong_import(tmp_path):
     sample.write_text("from emo7ion import __version__\nimport emo7ion.aggregator.store\nfrom emo7ion import core\n"
                       "from emo7ion.core import messages\nimport numpy\n")
     assert project_imports(sample) == {"emo7ion", "aggregator", "core"}
+
+
+def core_halves_imported(file: Path) -> set[str]:
+    """Which halves of core ``file`` imports: 'service' (emo7ion.core.service...) or 'contract' (any other core
+    module)."""
+    halves = set()
+    for node in ast.walk(ast.parse(file.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            if module.startswith("emo7ion.core.service"):
+                halves.add("service")
+            elif module.startswith("emo7ion.core."):
+                halves.add("contract")
+    return halves
+
+
+def test_core_halves_never_import_each_other():
+    """The contract (labels, crops, runner, payloads) and the service kit (settings, broker, errors, stopping) are
+    separate: a model or a payload does not depend on how a service is run, and the other way round."""
+    wrong = {}
+    for file in (ROOT / "core").rglob("*.py"):
+        own = "service" if "service" in file.relative_to(ROOT / "core").parts else "contract"
+        other = core_halves_imported(file) - {own}
+        if other:
+            wrong[file.relative_to(ROOT).as_posix()] = sorted(other)
+    assert not wrong, f"core's halves import each other: {wrong}"
+
+
+def test_core_halves_check_sees_a_crossing(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from emo7ion.core import messages\nfrom emo7ion.core.service import settings\n"
+                      "import emo7ion.core.service.errors\n")
+    assert core_halves_imported(sample) == {"contract", "service"}

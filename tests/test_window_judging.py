@@ -21,7 +21,7 @@ from emo7ion.aggregator.zones import Zones
 from emo7ion.broker_config.runner import BrokerError, find_tool
 from emo7ion.cli import main
 from emo7ion.core import emotions, messages
-from emo7ion.core.settings import ConfigError
+from emo7ion.core.service.settings import ConfigError
 
 NOW = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 MODEL = {"sha256": "ab" * 32}

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emo7ion.core.errors import UserError
+from emo7ion.core.service.errors import UserError
 
 
 class Detection(NamedTuple):

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from emo7ion.core import settings
-from emo7ion.core.settings import ConfigError
+from emo7ion.core.service import settings
+from emo7ion.core.service.settings import ConfigError
 from emo7ion.edge.detect.base import FaceDetector
 
 DEFAULT: dict[str, Any] = {"type": "centerface-int8", "threshold": 0.3, "nms_iou": 0.3, "upscale": 1.0, "tiles": 1}

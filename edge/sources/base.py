@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from emo7ion.core.errors import UserError
+from emo7ion.core.service.errors import UserError
 
 
 class SourceError(RuntimeError):

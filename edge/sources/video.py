@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emo7ion.core.errors import UserError
+from emo7ion.core.service.errors import UserError
 from emo7ion.edge.sources.base import FrameSource, SourceError
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from emo7ion.broker_config.runner import Mosquitto, free_port, wait_for_port
-from emo7ion.core import broker_connection, emotions, messages
+from emo7ion.core import emotions, messages
+from emo7ion.core.service import broker_connection
 
 MODEL = {"sha256": "b" * 64, "version": "bench"}
 

@@ -203,7 +203,7 @@ def run(crowd: Path, scenarios: list[str], settings: list[Setting], seconds: flo
         bar=None) -> dict:
     """Render each scenario once, run each setting over it; ``window_s`` defaults to one window per clip.
     ``bar``: a tqdm-like progress bar (``set_description``, ``update``) counting analysed frames."""
-    from emo7ion.core.resources import shipped_model
+    from emo7ion.core.service.resources import shipped_model
 
     model = str(model or shipped_model())
     logging.getLogger("emo7ion.edge").setLevel(logging.WARNING)  # a line per window and run would break the bar

@@ -49,8 +49,8 @@ def register(commands) -> None:
 def run_aggregator(args: argparse.Namespace) -> int:
     from emo7ion.aggregator.config import load
     from emo7ion.aggregator.service import Aggregator
-    from emo7ion.core import stopping
-    from emo7ion.core.broker_errors import BrokerRefusedError
+    from emo7ion.core.service import stopping
+    from emo7ion.core.service.broker_errors import BrokerRefusedError
 
     overrides = {name[4:]: value for name, value in vars(args).items() if name.startswith("set_") and value}
     stop = threading.Event()  # the process's one stop event: signals set it, every part of the service ends on it

@@ -97,7 +97,7 @@ def shipped_models() -> list[Path]:
     """The released .tflite models, and the .keras one when Keras can load it (a wheel ships no .keras)."""
     import importlib.util
 
-    from emo7ion.core.resources import models_dir
+    from emo7ion.core.service.resources import models_dir
 
     folder = models_dir()
     keras = sorted(folder.glob("*.keras")) if importlib.util.find_spec("keras") else []
@@ -119,7 +119,7 @@ def run_classifier(args: argparse.Namespace) -> int:
 
 def run_edge(args: argparse.Namespace) -> int:
     from emo7ion.bench import edge
-    from emo7ion.core.resources import shipped_model
+    from emo7ion.core.service.resources import shipped_model
     from emo7ion.edge.sources.images import list_images
 
     images = list_images(str(args.images))
@@ -158,7 +158,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 def run_people(args: argparse.Namespace) -> int:
     from emo7ion.bench import clips, people
-    from emo7ion.core.resources import shipped_model
+    from emo7ion.core.service.resources import shipped_model
 
     if args.list_clips:
         for name, scenario in clips.SCENARIOS.items():

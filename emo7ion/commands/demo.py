@@ -22,7 +22,7 @@ def register(commands) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from emo7ion.core import stopping
+    from emo7ion.core.service import stopping
     from emo7ion.demo.run import Demo, make_workdir
 
     demo = Demo(make_workdir(args.workdir), port=args.port, source=args.source, fps=args.fps, window_s=args.window)

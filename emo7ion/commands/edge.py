@@ -101,7 +101,7 @@ def run_agent(args: argparse.Namespace) -> int:
     from emo7ion.edge.agent import Agent
 
     config = load_config(args)
-    from emo7ion.core import stopping
+    from emo7ion.core.service import stopping
 
     stop = threading.Event()
     stopping.stop_on_signals(stop, message="signal %d: finishing the current window")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from emo7ion.broker_config import add_aggregator, add_camera, init_broker
 from emo7ion.broker_config.runner import free_port
-from emo7ion.core import stopping
+from emo7ion.core.service import stopping
 
 log = logging.getLogger(__name__)
 

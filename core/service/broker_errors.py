@@ -13,7 +13,7 @@ import socket
 import ssl
 import sys
 
-from emo7ion.core.errors import UserError
+from emo7ion.core.service.errors import UserError
 
 PERMANENT_REASONS = {0x85: "the client id is not valid", 0x86: "bad user name or password",
                      0x87: "not authorised", 0x8A: "banned", 0x8C: "bad authentication method"}

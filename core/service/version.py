@@ -17,7 +17,7 @@ def version() -> str:
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
-        return _from_source_checkout(Path(__file__).resolve().parents[1] / "pyproject.toml")
+        return _from_source_checkout(Path(__file__).resolve().parents[2] / "pyproject.toml")
 
 
 def _from_source_checkout(pyproject: Path) -> str:

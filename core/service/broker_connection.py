@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from emo7ion.core import broker_errors
-from emo7ion.core.settings import ConfigError
+from emo7ion.core.service import broker_errors
+from emo7ion.core.service.settings import ConfigError
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
