@@ -512,3 +512,88 @@ def parse_mood(topic: str, payload: bytes) -> Mood:
                 cameras_online=_int(body, "cameras_online", 0, MAX_SEQ), shares=shares, dominant=body["dominant"],
                 positivity=positivity, trend=trend, withheld_windows=_int(body, "withheld_windows", 0, MAX_SEQ),
                 **figures)
+
+
+# ---- acknowledgements (issue 18) ------------------------------------------------------------------
+# An aggregator tells a camera which of its windows it has finished with, after the transaction that stored them
+# committed: stored, already stored (a duplicate) or refused for good (judged unbelievable). The camera keeps a
+# window in its outbox until one covers it. Only aggregators may write a camera's ack topic and only that camera
+# may read it (broker_config/acl.py). Not retained, QoS 1: an ack lost while the camera was away is made up by the
+# camera re-sending, which the store's key turns into a duplicate, acknowledged again.
+
+ACK_KIND = "ack"
+MAX_ACK_RANGES = 100
+"""Ranges in one ack payload (about 40 bytes each): what is left over goes in the next payload."""
+
+
+def ack_topic(venue: str, camera: str) -> str:
+    return f"{ROOT}/{check_id(venue, 'venue')}/{check_camera(camera)}/{ACK_KIND}"
+
+
+def is_ack_topic(topic: str) -> bool:
+    """An aggregator's output seen through its own wildcard subscription (skipped, like the mood)."""
+    parts = topic.split("/")
+    return len(parts) == 5 and "/".join(parts[:2]) == ROOT and parts[4] == ACK_KIND
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Seq ranges (inclusive, ascending, disjoint) of one camera's windows that ``aggregator`` has finished with."""
+
+    venue: str
+    camera: str
+    aggregator: str
+    ranges: tuple[tuple[int, int], ...]
+
+    def covers(self, seq: int) -> bool:
+        return any(low <= seq <= high for low, high in self.ranges)
+
+    @property
+    def count(self) -> int:
+        return sum(high - low + 1 for low, high in self.ranges)
+
+
+def seq_ranges(seqs) -> list[tuple[int, int]]:
+    """Collapse seqs (any order, repeats allowed) into ascending inclusive ranges: 1,2,3,7 -> (1,3),(7,7)."""
+    ranges: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
+
+def ack_payloads(venue: str, camera: str, aggregator: str, seqs) -> list[bytes]:
+    """The payloads that acknowledge ``seqs`` (empty for none), at most MAX_ACK_RANGES ranges each."""
+    ranges = seq_ranges(seqs)
+    return [_dump({"v": VERSION, "type": "ack", "venue": venue, "camera": camera, "aggregator": aggregator,
+                   "ranges": [list(pair) for pair in ranges[i:i + MAX_ACK_RANGES]]})
+            for i in range(0, len(ranges), MAX_ACK_RANGES)]
+
+
+def parse_ack(topic: str, payload: bytes) -> Ack:
+    """Validate one ack message (a camera trusts its broker's ACL for who wrote it, not the payload for where
+    it belongs): MessageError for anything else."""
+    parts = topic.split("/")
+    if not is_ack_topic(topic):
+        raise MessageError(f"topic {topic!r} is not {ROOT}/<venue>/<camera>/{ACK_KIND}", "topic")
+    venue, camera = check_id(parts[2], "venue"), check_camera(parts[3])
+    body = _load(payload)
+    _fields(body, {"v", "type", "venue", "camera", "aggregator", "ranges"})
+    if body["type"] != "ack":
+        raise MessageError(f"type must be 'ack', got {body['type']!r}")
+    _same_source(body, venue, camera)
+    if not _text(body["aggregator"], 128) or not body["aggregator"]:
+        raise MessageError(f"aggregator must be a short printable string, got {body['aggregator']!r:.100}")
+    raw = body["ranges"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ACK_RANGES:
+        raise MessageError(f"ranges must be a list of 1..{MAX_ACK_RANGES} [first, last] pairs")
+    ranges: list[tuple[int, int]] = []
+    for pair in raw:
+        if not isinstance(pair, list) or len(pair) != 2 \
+                or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEQ for v in pair) \
+                or pair[0] > pair[1] or (ranges and pair[0] <= ranges[-1][1]):
+            raise MessageError(f"ranges must be ascending, disjoint [first, last] seq pairs, got {pair!r:.100}")
+        ranges.append((pair[0], pair[1]))
+    return Ack(venue, camera, body["aggregator"], tuple(ranges))
