@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from helpers import wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -73,19 +74,6 @@ def open_dashboard(url: str, screenshot: Path | None = None, viewport: tuple[int
             browser.close()
 
 
-def wait_until(condition: Callable[[], object], what: str, timeout_s: float = 10.0, interval_s: float = 0.1):
-    """Poll ``condition`` until it returns something truthy, and return that; AssertionError naming ``what``
-    after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
-
-
 def text_of(page: Page, selector: str) -> str:
     """The trimmed text of the first element matching ``selector``, or '' when there is none."""
     locator = page.locator(selector).first
@@ -102,7 +90,7 @@ def wait_for_text(page: Page, selector: str, expected: str, timeout_s: float = 1
         return last if expected.lower() in last.lower() else None
 
     try:
-        return wait_until(found, f"{selector!r} to contain {expected!r}", timeout_s)
+        return wait_until(found, timeout_s, what=f"{selector!r} to contain {expected!r}")
     except AssertionError as error:
         raise AssertionError(f"{error}; its text was {last!r}") from None
 
@@ -118,7 +106,7 @@ def wait_for_attribute(page: Page, selector: str, name: str, expected: str, time
         return last == expected
 
     try:
-        wait_until(found, f"{selector!r} to have {name}={expected!r}", timeout_s)
+        wait_until(found, timeout_s, what=f"{selector!r} to have {name}={expected!r}")
     except AssertionError as error:
         raise AssertionError(f"{error}; it was {last!r}") from None
 
@@ -126,4 +114,4 @@ def wait_for_attribute(page: Page, selector: str, name: str, expected: str, time
 def wait_for_count(page: Page, selector: str, at_least: int = 1, timeout_s: float = 10.0) -> int:
     """Wait until at least ``at_least`` elements match ``selector``; return how many do."""
     return wait_until(lambda: (lambda n: n if n >= at_least else 0)(page.locator(selector).count()),
-                      f"{at_least} element(s) matching {selector!r}", timeout_s)
+                      timeout_s, what=f"{at_least} element(s) matching {selector!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import threading
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -14,6 +13,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from emo7ion.broker_config.runner import BrokerError, Mosquitto, find_tool, free_port
+from helpers import wait_until
 
 
 def skip_module_without_secured_broker_tools() -> None:
@@ -41,16 +41,6 @@ def start_plain_broker(folder: Path, port: int | None = None, persistence: bool 
     config = folder / "mosquitto.conf"
     config.write_text("\n".join(lines) + "\n")
     return Mosquitto(config, port, folder / "mosquitto.log").start()
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (its last answer)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 class Recorder:

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from mqtt_helpers import start_plain_broker
 
-from conftest import SHARED
 from emo7ion.broker_config import add_aggregator, add_camera, init_broker
 from emo7ion.broker_config.runner import free_port
 from emo7ion.cli import main
+from helpers import SHARED
 
 EXE = Path(sys.executable).parent / "emo7ion"
 CROWD = SHARED / "data" / "crowd-sample" / "images"

@@ -6,8 +6,8 @@ import time
 import httpx
 import pytest
 
-from conftest import LiveAggregator, stored_keys
 from emo7ion.core import emotions
+from helpers import LiveAggregator, stored_keys
 
 
 def get(live, path: str, **kwargs):

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import LiveAggregator
 from emo7ion.aggregator.api import MAX_MINUTES, MAX_POINTS
+from helpers import LiveAggregator
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

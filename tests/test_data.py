@@ -6,9 +6,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from conftest import write_split
 from emo7ion.core import emotions
 from emo7ion.training import data
+from helpers import write_split
 
 
 def test_folder_reader_labels_and_skips(tmp_path, caplog):

@@ -7,10 +7,10 @@ import re
 import pytest
 from mqtt_helpers import Recorder
 
-from conftest import LiveAggregator
 from emo7ion.aggregator.config import load
 from emo7ion.core import messages
 from emo7ion.core.service.settings import ConfigError
+from helpers import LiveAggregator
 
 TEMPLATE = re.compile(r"^\{\{ value_json\.([a-z_]+)( \| default\(none\))? \}\}$")
 KEYS = ("dominant", "positivity", "faces", "cameras_online")

@@ -13,14 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mqtt_helpers import Recorder, start_plain_broker, wait_until
+from mqtt_helpers import Recorder, start_plain_broker
 
-from conftest import SHARED, windows_produced
 from emo7ion.broker_config.runner import free_port
 from emo7ion.core import emotions, messages
 from emo7ion.edge import config as edge_config
 from emo7ion.edge.agent import Agent
 from emo7ion.edge.outbox import Outbox
+from helpers import SHARED, wait_until, windows_produced
 
 CROWD = SHARED / "data" / "crowd-sample" / "images"
 SHIPPED_INT8 = Path(__file__).resolve().parents[1] / "models" / "emo7ion-edge-int8.tflite"

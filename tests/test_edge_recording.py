@@ -11,9 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mqtt_helpers import wait_until
 
-from conftest import SHARED, LiveAggregator, stored_keys
 from emo7ion import cli
 from emo7ion.core import messages
 from emo7ion.edge import config as edge_config
@@ -22,6 +20,7 @@ from emo7ion.edge.agent import Agent
 from emo7ion.edge.sinks import WindowList, read_windows
 from emo7ion.edge.sources.video import VideoFileSource
 from emo7ion.edge.window import WindowCounter
+from helpers import SHARED, LiveAggregator, stored_keys, wait_until
 
 PARADE = SHARED / "data" / "crowd-sample" / "images" / "0_Parade_marchingband_1_149.jpg"
 SHIPPED_INT8 = Path(__file__).resolve().parents[1] / "models" / "emo7ion-edge-int8.tflite"

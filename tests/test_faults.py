@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mqtt_helpers import Recorder, start_plain_broker, wait_until
+from mqtt_helpers import Recorder, start_plain_broker
 from tcp_proxy import TcpProxy
 
-from conftest import stored_keys, windows_produced
 from emo7ion.aggregator import config as aggregator_config
 from emo7ion.aggregator.service import Aggregator
 from emo7ion.broker_config.runner import free_port, wait_for_port
@@ -21,6 +20,7 @@ from emo7ion.edge import config as edge_config
 from emo7ion.edge.agent import Agent
 from emo7ion.edge.outbox import Outbox
 from emo7ion.edge.sources.base import FrameSource
+from helpers import stored_keys, wait_until, windows_produced
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "emo7ion-edge-int8.tflite"
 

@@ -23,9 +23,8 @@ from types import SimpleNamespace
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import skip_module_without_secured_broker_tools, start_plain_broker, wait_until
+from mqtt_helpers import skip_module_without_secured_broker_tools, start_plain_broker
 
-from conftest import stored_keys
 from emo7ion.aggregator import config as aggregator_config
 from emo7ion.aggregator.service import Aggregator
 from emo7ion.broker_config import add_aggregator, add_camera, add_viewer, init_broker
@@ -34,6 +33,7 @@ from emo7ion.core import emotions, messages
 from emo7ion.edge.config import BrokerConfig
 from emo7ion.edge.outbox import Outbox, OutboxError
 from emo7ion.edge.publish import Publisher
+from helpers import stored_keys, wait_until
 
 skip_module_without_secured_broker_tools()
 

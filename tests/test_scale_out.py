@@ -22,10 +22,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_helpers import start_plain_broker, wait_until
+from mqtt_helpers import start_plain_broker
 from postgres import PostgresUnavailable, ThrowawayPostgres
 
 from emo7ion.core import emotions, messages
+from helpers import wait_until
 
 VENUE = "scale"
 PROBE_VENUE = "probe"

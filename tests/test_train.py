@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import tiny_run_config
 from emo7ion.training import schedule  # noqa: F401  registers the schedule for loading checkpoints
 from emo7ion.training.train import TrainConfig, train
+from helpers import tiny_run_config
 
 STEPS = int(np.ceil(280 / 16))  # batches an epoch of the session's run: 280 faces, batch 16
 

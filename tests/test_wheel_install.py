@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mqtt_helpers import Recorder, start_plain_broker
 
-from conftest import SHARED
+from helpers import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
 CROWD = SHARED / "data" / "crowd-sample" / "images"
