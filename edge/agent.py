@@ -80,7 +80,9 @@ class Agent:
         self.outbox: Outbox | None = None
         self.publisher: Publisher | None = None
         if config.broker.url:  # else nothing connects: the windows go to the sinks only
-            self.outbox = Outbox(config.outbox.path, config.outbox.max_windows, config.outbox.max_age_s)
+            self.outbox = Outbox(config.outbox.path, config.outbox.max_windows, config.outbox.max_age_s,
+                                 delivery=config.outbox.delivery, max_unacked=config.outbox.max_unacked,
+                                 resend_s=config.outbox.resend_s, resend_max_s=config.outbox.resend_max_s)
             self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone,
                                        self.stop)
         self._next_seq = 0  # without an outbox, which hands out sequence numbers otherwise

@@ -16,6 +16,7 @@ from emo7ion.core import messages
 from emo7ion.core.service.broker_connection import BrokerSettings
 from emo7ion.core.service.paths import default_file
 from emo7ion.core.service.settings import ConfigError, layered
+from emo7ion.edge.outbox import DELIVERY_MODES
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,27 @@ class OutboxConfig:
                 "~/.local/share/emo7ion)"})
     max_windows: int = field(default=50_000, metadata={"help": "oldest windows are dropped beyond this"})
     max_age_s: float = field(default=7 * 24 * 3600.0, metadata={"help": "windows older than this are dropped"})
+    delivery: str = field(default="auto", metadata={
+        "help": "when a window leaves the outbox: ack = once an aggregator acknowledges storing it (re-sent until "
+                "then); puback = once the broker takes it (the rule before aggregators acknowledged); auto = puback "
+                "until this outbox receives its first aggregator ack, then ack (docs/architecture.md)"})
+    max_unacked: int = field(default=10_000, metadata={
+        "help": "windows the broker took that may wait for an aggregator's ack; beyond it the oldest are released "
+                "and counted in outbox_dropped (10,000 = about 28 hours of 10 s windows)"})
+    resend_s: float = field(default=30.0, metadata={
+        "help": "a window the broker took and no aggregator acknowledged is sent again after this many seconds, "
+                "the wait doubling each time"})
+    resend_max_s: float = field(default=600.0, metadata={"help": "longest wait between two sends of a window"})
 
     def validate(self) -> None:
         _positive("outbox.max_windows", self.max_windows)
         _positive("outbox.max_age_s", self.max_age_s)
+        _choice("outbox.delivery", self.delivery, DELIVERY_MODES)
+        _positive("outbox.max_unacked", self.max_unacked)
+        _positive("outbox.resend_s", self.resend_s)
+        if self.resend_max_s < self.resend_s:
+            raise ConfigError(f"outbox.resend_max_s={self.resend_max_s!r} must be >= outbox.resend_s "
+                              f"({self.resend_s!r})")
 
 
 @dataclass

@@ -1,5 +1,12 @@
-"""Store-and-forward: every window is written here before it is sent and deleted only when the broker
-acknowledged it, so a broker outage, a power cut or ``kill -9`` loses nothing that was accepted.
+"""Store-and-forward: every window is written here before it is sent and deleted only when it is safe, so a
+broker outage, a broker crash, a power cut or ``kill -9`` loses nothing that was accepted.
+
+A window is *pending* (never acknowledged by the broker), then *sent* (the broker's PUBACK came; it waits for
+an aggregator to say it stored it, and is sent again when its re-send time comes, backing off), then gone (an
+aggregator acknowledged its seq). Whether a PUBACK alone may release a window is the delivery mode:
+``puback`` (always, the old rule), ``ack`` (never) or ``auto`` (until this outbox has seen its first
+aggregator ack, so an agent served by an aggregator that never acknowledges still drains). Sent windows are
+bounded by ``max_unacked``: beyond it the oldest are released, logged and counted with the drops.
 
 One SQLite file in WAL mode. Sequence numbers are allocated here, per camera, and survive restarts.
 The outbox is bounded by count and age; what it drops is counted and reported in the next health
@@ -36,10 +43,23 @@ log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, created REAL NOT NULL, topic TEXT NOT NULL,
-                                   payload BLOB NOT NULL);
+                                   payload BLOB NOT NULL, state INTEGER NOT NULL DEFAULT 0,
+                                   tries INTEGER NOT NULL DEFAULT 0, resend_at REAL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0), ('dropped', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0), ('dropped', 0), ('acks_seen', 0);
 """
+
+STATE_COLUMNS = (("state", "INTEGER NOT NULL DEFAULT 0"), ("tries", "INTEGER NOT NULL DEFAULT 0"),
+                 ("resend_at", "REAL"))
+"""Added to an outbox written before acknowledged delivery (its rows are all pending: state 0)."""
+
+INDEXES = "CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (state, resend_at);"
+
+PENDING, SENT = 0, 1
+"""``state``: never PUBACKed; PUBACKed and waiting for an aggregator's ack. An acked window is deleted."""
+
+DELIVERY_MODES = ("auto", "ack", "puback")
+"""When a PUBACK releases a window: before the first aggregator ack (auto), never (ack), always (puback)."""
 
 SEQ_FLOOR_PER_S = 1000
 """A recreated outbox's next seq is at least the Unix time times this (milliseconds): see the module's docstring."""
@@ -69,14 +89,22 @@ class Outbox:
 
     def __init__(self, path: str | Path, max_windows: int = 50_000, max_age_s: float = 7 * 86400.0,
                  clock: Callable[[], float] = time.time, open_timeout_s: float = 60.0,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, delivery: str = "auto", max_unacked: int = 10_000,
+                 resend_s: float = 30.0, resend_max_s: float = 600.0):
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"delivery={delivery!r} must be one of {', '.join(DELIVERY_MODES)}")
         self.path = Path(path)
         self.max_windows = max_windows
         self.max_age_s = max_age_s
+        self.delivery = delivery
+        self.max_unacked = max_unacked
+        self.resend_s, self.resend_max_s = resend_s, max(resend_s, resend_max_s)
         self._clock = clock
         self._lock = threading.Lock()
         self._unsaved_drops = 0
+        self._released_unlogged, self._release_logged_at = 0, float("-inf")
         self._db = self._open(open_timeout_s, stop or threading.Event())
+        self._acks_seen = bool(self._db.execute("SELECT value FROM meta WHERE key='acks_seen'").fetchone()[0])
 
     # -- opening, and what to do with a damaged file
 
@@ -130,6 +158,8 @@ class Outbox:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # an acknowledged insert survives a power cut
             db.executescript(SCHEMA)
+            _add_state_columns(db)
+            db.executescript(INDEXES)
             db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         except sqlite3.DatabaseError:
             db.close()
@@ -175,25 +205,139 @@ class Outbox:
         except sqlite3.Error:
             pass
 
-    # -- reading and acknowledging
+    # -- reading, sending and acknowledging
 
     def pending(self, after_seq: int = -1, limit: int = 100) -> list[Entry]:
-        """The oldest unsent windows with seq > ``after_seq``, in order."""
+        """The oldest windows the broker never acknowledged with seq > ``after_seq``, in order."""
         with self._lock:
-            rows = self._db.execute("SELECT seq, created, topic, payload FROM outbox WHERE seq > ? "
-                                    "ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+            rows = self._db.execute("SELECT seq, created, topic, payload FROM outbox WHERE state=? AND seq > ? "
+                                    "ORDER BY seq LIMIT ?", (PENDING, after_seq, limit)).fetchall()
         return [Entry(seq, created, topic, bytes(payload)) for seq, created, topic, payload in rows]
 
     def ack(self, seq: int) -> None:
+        """Delete one window, whatever its state (the broker took it and the delivery mode lets it go)."""
         with self._lock:
             try:
                 self._db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
             except sqlite3.OperationalError as error:  # a full disk can refuse even a delete's journal
                 log.warning("could not remove acknowledged window %d (%s); it may be sent again", seq, error)
 
+    @property
+    def waits_for_acks(self) -> bool:
+        """Whether a PUBACK keeps the window until an aggregator acknowledges it (the delivery mode's rule)."""
+        return self.delivery == "ack" or (self.delivery == "auto" and self._acks_seen)
+
+    @property
+    def acks_seen(self) -> bool:
+        """An aggregator has acknowledged some window of this outbox (persisted: it survives restarts)."""
+        return self._acks_seen
+
+    def broker_took(self, seq: int, now: float | None = None) -> None:
+        """The broker's PUBACK for ``seq``: released (deleted) or kept as sent, as the delivery mode says."""
+        if self.waits_for_acks:
+            self.mark_sent(seq, now)
+        else:
+            self.ack(seq)
+
+    def mark_sent(self, seq: int, now: float | None = None) -> None:
+        """``seq`` was PUBACKed: it waits for an aggregator's ack, re-sent ``resend_s`` from now unless one comes.
+        A window already sent (a re-send's PUBACK) keeps the time ``take_due`` set. Beyond ``max_unacked``
+        sent windows the oldest are released and counted."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("UPDATE outbox SET state=?, tries=1, resend_at=? WHERE seq=? AND state=?",
+                                 (SENT, now + self.resend_s, seq, PENDING))
+                self._release_beyond_bound(now)
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:  # kept as pending: it is sent again, never lost
+                self._rollback()
+                log.warning("could not mark window %d sent (%s); it will be sent again", seq, error)
+
+    def _release_beyond_bound(self, now: float) -> None:
+        """Inside a transaction: delete the oldest sent windows beyond ``max_unacked``; counted as drops, logged
+        at most once a minute with how many since the last line."""
+        excess = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state=?", (SENT,)).fetchone()[0] \
+            - self.max_unacked
+        if excess <= 0:
+            return
+        released = self._db.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE state=? "
+                                    "ORDER BY seq LIMIT ?)", (SENT, excess)).rowcount
+        self._db.execute("UPDATE meta SET value=value+? WHERE key='dropped'", (released,))
+        self._released_unlogged += released
+        if now - self._release_logged_at >= 60.0:
+            log.warning("outbox holds %d windows the broker took but no aggregator acknowledged (max_unacked): "
+                        "released the oldest %d (counted in outbox_dropped; the broker may still deliver them)",
+                        self.max_unacked, self._released_unlogged)
+            self._released_unlogged, self._release_logged_at = 0, now
+
+    def take_due(self, now: float | None = None, limit: int = 100) -> list[Entry]:
+        """Sent windows whose re-send time has come, oldest seq first; each one's next re-send is pushed back
+        (``resend_s`` doubling per try, at most ``resend_max_s``), so a window is handed out once per backoff."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                rows = self._db.execute("SELECT seq, created, topic, payload, tries FROM outbox WHERE state=? "
+                                        "AND resend_at <= ? ORDER BY seq LIMIT ?", (SENT, now, limit)).fetchall()
+                self._db.executemany("UPDATE outbox SET tries=?, resend_at=? WHERE seq=?",
+                                     [(tries + 1, now + self.backoff(tries + 1), seq)
+                                      for seq, _, _, _, tries in rows])
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                self._rollback()
+                log.warning("could not read the windows due for a re-send (%s); trying again later", error)
+                return []
+        return [Entry(seq, created, topic, bytes(payload)) for seq, created, topic, payload, _ in rows]
+
+    def backoff(self, tries: int) -> float:
+        """Seconds from a window's ``tries``-th send to its next: ``resend_s`` doubling, at most ``resend_max_s``."""
+        return min(self.resend_s * 2.0 ** min(max(tries - 1, 0), 60), self.resend_max_s)
+
+    def resend_all(self, now: float | None = None) -> int:
+        """Every sent window is due now (a new broker connection: the broker may have lost what it took); their
+        backoff is kept. How many."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            try:
+                return self._db.execute("UPDATE outbox SET resend_at=? WHERE state=? AND resend_at > ?",
+                                        (now, SENT, now)).rowcount
+            except sqlite3.OperationalError as error:
+                log.warning("could not make the sent windows due (%s); they are re-sent on their backoff", error)
+                return 0
+
+    def acknowledge(self, ranges) -> int:
+        """An aggregator finished with the windows in ``ranges`` (inclusive (first, last) seq pairs): they are
+        deleted, whatever their state. How many were here; from now on (auto mode) PUBACK no longer releases."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                removed = sum(self._db.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?",
+                                               (low, high)).rowcount for low, high in ranges)
+                if not self._acks_seen:
+                    self._db.execute("UPDATE meta SET value=1 WHERE key='acks_seen'")
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:  # the windows stay; a later ack or re-send settles them
+                self._rollback()
+                log.warning("could not remove acknowledged windows (%s); they may be sent again", error)
+                return 0
+            if not self._acks_seen:
+                self._acks_seen = True
+                if self.delivery == "auto":
+                    log.info("first aggregator acknowledgement: windows now stay in the outbox %s until an "
+                             "aggregator acknowledges them (delivery auto)", self.path)
+            return removed
+
     def depth(self) -> int:
+        """Every window held: pending and sent-but-unacknowledged."""
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    def unacked(self) -> int:
+        """Windows the broker took that no aggregator has acknowledged yet."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE state=?", (SENT,)).fetchone()[0]
 
     def take_dropped(self) -> int:
         """Windows dropped since the last call (bounds and refused writes); resets the count."""
@@ -212,6 +356,20 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _add_state_columns(db: sqlite3.Connection) -> None:
+    """Migrate an outbox written before acknowledged delivery: its rows become pending windows."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    missing = [(name, kind) for name, kind in STATE_COLUMNS if name not in have]
+    if not missing:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    for name, kind in missing:
+        db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
+    db.execute("COMMIT")
+    log.info("outbox migrated: added the delivery state (%s); its windows are pending",
+             ", ".join(name for name, _ in missing))
 
 
 def salvage(path: Path) -> tuple[list[Entry], int | None]:
