@@ -12,9 +12,9 @@ its ``tick`` runs after each phase of the stream has been stored, so which moods
 depend on thread timing either.
 
     # the stream (once; it is then a recorded file):
-    python scripts/record_v1_replay.py make-stream tests/data/v1_replay/stream.jsonl
+    python tests/record_v1_replay.py make-stream tests/data/v1_replay/stream.jsonl
     # replay it through the code in TREE (a checkout or git worktree) and write the dumps:
-    python scripts/record_v1_replay.py replay tests/data/v1_replay/stream.jsonl --tree /tmp/old-agg \\
+    python tests/record_v1_replay.py replay tests/data/v1_replay/stream.jsonl --tree /tmp/old-agg \\
         --out tests/data/v1_replay
 """
 
@@ -283,7 +283,7 @@ def replay(stream: Path, workdir: Path) -> tuple[dict, dict]:
             sent += _publish(camera, [r for r in records if r["phase"] == phase])
             _settle(service, sent)
             service.moods.tick()
-            _sent_by(service.ingest.client)
+            _sent_by(getattr(service, "link", service.ingest).client)  # the old tree: the ingest's client
             recorder.quiet()
             published[f"phase {phase}"] = [[topic, payload] for topic, payload, _ in recorder.take()
                                            if topic not in stream_topics]
