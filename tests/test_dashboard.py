@@ -27,11 +27,9 @@ SURGE = {"angry": 30, "sad": 6, "neutral": 4}  # what the live update brings
 
 
 @pytest.fixture
-def live(request):
-    try:
-        return request.getfixturevalue("live_aggregator")
-    except pytest.FixtureLookupError:
-        pytest.skip("live_aggregator fixture not available yet")
+def live(live_aggregator):
+    """The conftest's live aggregator: a missing one is an error here, never a skip."""
+    return live_aggregator
 
 
 def evening(minute: int) -> dict[str, int]:
