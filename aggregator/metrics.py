@@ -50,4 +50,12 @@ def render_metrics(stats, camera_rows: list[dict]) -> str:
            [("", sum(value for _, value in missing))])
     metric("emo7ion_camera_windows_missing", "gauge", "missing windows per camera (cameras with any)", missing)
     metric("emo7ion_cameras", "gauge", "cameras by state", [(f'{{state="{s}"}}', n) for s, n in sorted(states.items())])
+    healths = [(f'{{venue="{row["venue"]}",camera="{row["camera"]}"}}', row["health"]) for row in camera_rows
+               if row.get("health")]
+    metric("emo7ion_camera_outbox_depth", "gauge", "windows a camera's outbox held at its last health record "
+           "(not yet sent, or sent and waiting for an aggregator's acknowledgement)",
+           [(labels, health["outbox_depth"]) for labels, health in healths])
+    metric("emo7ion_camera_outbox_dropped", "gauge", "windows a camera's outbox gave up between its last two health "
+           "records (its bounds, a full disk, or sent windows released past max_unacked unacknowledged)",
+           [(labels, health["outbox_dropped"]) for labels, health in healths])
     return "\n".join(lines) + "\n"
