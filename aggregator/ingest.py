@@ -1,4 +1,5 @@
-"""Ingestion: MQTT 5 subscription with a persistent session -> validation -> batched store writes.
+"""Ingestion: MQTT 5 subscription with a persistent session (the service's broker link) -> validation -> batched
+store writes.
 
 QoS 1 messages are acknowledged by hand, and only after the transaction that stored them has
 committed: a ``kill -9`` between receiving and storing leaves the message unacknowledged, and the
@@ -14,12 +15,9 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from emo7ion.aggregator import plausibility
 from emo7ion.aggregator.changes import Changes
@@ -29,7 +27,7 @@ from emo7ion.aggregator.ratelimit import RateLimitedLog
 from emo7ion.aggregator.store import Store
 from emo7ion.aggregator.zones import Zones
 from emo7ion.core import messages
-from emo7ion.core.service import broker_connection, broker_errors
+from emo7ion.core.service.broker_link import BrokerLink
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +43,8 @@ class IngestStats:
     batches: int = 0
     store_errors: int = 0
     latency_sum_s: float = 0.0   # end of window -> stored, summed over stored windows
-    connected: bool = False
-    connections: int = 0   # successful connects: a change tells publishers of retained topics to publish again
+    connected: bool = False   # the broker link's state, for the API and /metrics
+    connections: int = 0   # successful connects
     disconnects: int = 0   # connections lost (not our own stop)
     store_ok: bool = True  # the last write committed (False from a failed write until one succeeds)
     log_suppressed: int = 0  # rejection log lines left out by the rate limit
@@ -76,15 +74,18 @@ _END = object()
 
 
 class Ingest:
-    """Owns the MQTT client and the writer thread; ``start``/``stop`` are idempotent and quick. ``stop_event`` is
-    the process's one stop event: it cuts the writer's retries short and marks our own disconnect as not lost.
-    Messages are stored until ``stop`` disconnects (in a process with agents in it, the demo, those flush into
-    us after the event), then the writer stores what the queue holds and ends."""
+    """Receives on the service's broker link (``link``: made with ``manual_ack``, a persistent session) and owns the
+    writer thread; ``start``/``stop`` are idempotent and quick. ``stop_event`` is the process's one stop event: it
+    cuts the writer's retries short. Messages are stored until the link is stopped (in a process with agents in
+    it, the demo, those flush into us after the event); then ``stop`` lets the writer store what the queue holds
+    and end."""
 
-    def __init__(self, config: AggregatorConfig, store: Store, changes: Changes, stop_event: threading.Event):
+    def __init__(self, config: AggregatorConfig, store: Store, changes: Changes, stop_event: threading.Event,
+                 link: BrokerLink):
         self.config = config
         self.store = store
         self.changes = changes
+        self.link = link
         self.stats = IngestStats(day_cap=config.max_camera_windows_per_day if config.check_windows else 0)
         self.zones = Zones(config.venues, judging=config.check_windows)
         self.quota = (WindowQuota(config.camera_backlog_s, config.max_camera_windows_per_day)
@@ -93,43 +94,18 @@ class Ingest:
         self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
         self._stop = stop_event
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
-        self.status_topic = messages.aggregator_status_topic(config.identity)
-        self.client = self._make_client()
-        self.on_refused: Callable[[str], None] | None = None  # told when the broker refuses our credentials
-        self._last_failure = ""
-
-    def _make_client(self) -> mqtt.Client:
-        # Our availability (Home Assistant reads it): "offline" by the broker when we vanish, "online" on connect.
-        client = self.config.broker.client(self.config.client_id, broker_connection.Will(self.status_topic, "offline"),
-                                           manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
+        link.handle_messages(self._on_message)
+        link.when_connected(self._on_connected)
+        link.when_disconnected(self._on_disconnected)
+        link.subscribe(config.subscription, qos=1)
 
     def start(self) -> None:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = int(self.config.session_expiry_s)
+        """The writer; the link is started by the service once every part has registered with it."""
         self._writer.start()
-        broker = self.config.broker
-        self.client.connect_async(broker.host, broker.port, keepalive=broker.keepalive_s, clean_start=False,
-                                  properties=properties)
-        self.client.loop_start()
-
-    def publish_retained(self, topic: str, payload: bytes | str) -> None:
-        """Publish on our connection, retained at QoS 1 (the mood and discovery topics); paho queues it while
-        the link is down."""
-        self.client.publish(topic, payload, qos=1, retain=True)
 
     def stop(self) -> None:
-        self._stop.set()  # (set already by the service) our disconnect is not a "lost" one
-        if self.stats.connected:  # a clean disconnect sends no will: say it ourselves
-            info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
-            if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                info.wait_for_publish(2)
-        self.client.disconnect()
-        self.client.loop_stop()
+        """After the link has stopped (nothing more arrives): the writer stores what the queue holds, then ends."""
+        self._stop.set()  # (set already by the service)
         if self._writer.is_alive():
             try:
                 self._queue.put(_END, timeout=10)  # behind everything received: the writer stores it all, then ends
@@ -140,36 +116,11 @@ class Ingest:
 
     # -- network thread
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            text = broker_errors.describe_refusal(self.config.broker.host, self.config.broker.port, reason_code,
-                                                  self.config.broker.username)
-            if broker_errors.is_permanent(reason_code) and self.on_refused is not None:
-                self.on_refused(text)  # a retry would be refused again: the service stops
-            else:
-                log.error("%s; retrying with backoff", text)
-            self._last_failure = text
-            return
-        self._last_failure = ""
-        self.stats.connected = True
-        self.stats.connections += 1
-        client.publish(self.status_topic, "online", qos=1, retain=True)
-        log.info("connected to %s (session present: %s); subscribing to %s", self.config.broker.url,
-                 flags.session_present, self.config.subscription)
-        client.subscribe(self.config.subscription, qos=1)
+    def _on_connected(self, session_present: bool) -> None:
+        self.stats.connected, self.stats.connections = True, self.link.connections
 
-    def _on_connect_fail(self, client, userdata) -> None:
-        """No connection (paho retries with backoff): the cause, logged once per new cause."""
-        broker = self.config.broker
-        text = broker_errors.describe_failure(broker.host, broker.port, broker.tls)
-        log.log(logging.ERROR if text != self._last_failure else logging.DEBUG, "%s; retrying with backoff", text)
-        self._last_failure = text
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.stats.connected = False
-        if not self._stop.is_set() and not self._last_failure:  # a refused CONNACK was logged already
-            self.stats.disconnects += 1
-            log.warning("broker connection lost (%s); reconnecting with backoff", reason_code)
+    def _on_disconnected(self) -> None:
+        self.stats.connected, self.stats.disconnects = False, self.link.disconnects
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         try:
@@ -294,7 +245,7 @@ class Ingest:
         self.stats.latency_sum_s += sum(now - w.end.timestamp() for w in windows) if stored == len(windows) else 0.0
         self.stats.batches += 1
         for _, mid, qos in batch:
-            self.client.ack(mid, qos)
+            self.link.ack(mid, qos)
         self.changes.bump({item.venue for item, _, _ in batch})
 
     def _isolate(self, batch: list) -> tuple[int, int]:

@@ -20,30 +20,30 @@ MOOD_TICK_S = 2.0
 MOOD_REFRESH_S = 30.0   # republish even without new data: the sliding window moves on
 
 
-Publish = Callable[[str, bytes | str], None]
-"""Publishes a payload on a topic, retained at QoS 1 (the ingest's connection)."""
-
-
 class Link(Protocol):
-    """The state of the connection ``publish`` goes through (the ingest's statistics)."""
+    """What the publisher needs of the service's broker link (core/service/broker_link.py)."""
 
-    connected: bool
-    connections: int
+    connected: threading.Event
+
+    def publish_retained(self, topic: str, payload: bytes | str) -> None: ...
+
+    def when_connected(self, callback: Callable[[bool], None]) -> None: ...
 
 
 class MoodPublisher:
     """Publishes each venue's (and zone's) mood, retained, when it changed. It reads through the views and
-    writes through ``publish``; ``link`` (connected, connections) says when to hold back and when a new
-    connection needs the retained topics again."""
+    writes through ``link.publish_retained``; it holds back while the link is down, and the link tells it of each
+    new connection, which needs the retained topics again (a broker without persistence lost them)."""
 
-    def __init__(self, views: Views, changes: Changes, publish: Publish, link: Link,
-                 discovery: Discovery | None, stop: threading.Event):
-        self.views, self.changes, self.publish, self.link, self.stop = views, changes, publish, link, stop
+    def __init__(self, views: Views, changes: Changes, link: Link, discovery: Discovery | None,
+                 stop: threading.Event):
+        self.views, self.changes, self.link, self.stop = views, changes, link, stop
         self.discovery = discovery
         self._seen: dict[str, int] = {}
         self._pushed = Pushed()
         self._last_refresh = 0.0
-        self._connections = 0
+        self._reconnected = threading.Event()
+        link.when_connected(lambda session_present: self._reconnected.set())
         self.thread = threading.Thread(target=self._run, name="mood-publisher", daemon=True)
 
     def _run(self) -> None:
@@ -56,8 +56,8 @@ class MoodPublisher:
     def tick(self) -> None:
         versions = self.changes.snapshot()
         refresh = time.monotonic() - self._last_refresh > MOOD_REFRESH_S
-        if self.link.connections != self._connections:  # (re)connected: publish retained topics again
-            self._connections = self.link.connections
+        if self._reconnected.is_set():  # (re)connected: publish retained topics again
+            self._reconnected.clear()
             self._pushed.forget()
             if self.discovery is not None:
                 self.discovery.forget()
@@ -72,8 +72,8 @@ class MoodPublisher:
             for zone in [None, *zones]:
                 current = self.views.mood(venue, zone, cameras=rows)
                 topic = messages.mood_topic(venue, zone)
-                if self._pushed.changed(topic, current) and self.link.connected:
+                if self._pushed.changed(topic, current) and self.link.connected.is_set():
                     if self.discovery is not None:
                         self.discovery.announce(venue, zone, people=current.has_people)
-                    self.publish(topic, messages.mood_payload(current))
+                    self.link.publish_retained(topic, messages.mood_payload(current))
                     self._pushed.mark(topic, current)

@@ -19,6 +19,8 @@ from emo7ion.aggregator.ingest import Ingest
 from emo7ion.aggregator.mood_publisher import MoodPublisher
 from emo7ion.aggregator.store import Store
 from emo7ion.aggregator.views import Views
+from emo7ion.core import messages
+from emo7ion.core.service.broker_link import BrokerLink
 from emo7ion.core.service.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -49,13 +51,17 @@ class Aggregator:
         self.stop_event = stop if stop is not None else threading.Event()
         self.store = Store(config.db)
         self.changes = Changes()
-        self.ingest = Ingest(config, self.store, self.changes, self.stop_event)
-        discovery = Discovery(self.ingest.publish_retained, config.discovery_prefix, self.ingest.status_topic,
+        # The one broker link: our availability (Home Assistant reads it) is its status, "offline" as its will; a
+        # persistent session, and messages acknowledged by hand once stored.
+        self.link = BrokerLink(config.broker, config.client_id, self.stop_event,
+                               status_topic=messages.aggregator_status_topic(config.identity),
+                               session_expiry_s=config.session_expiry_s, manual_ack=True)
+        self.ingest = Ingest(config, self.store, self.changes, self.stop_event, self.link)
+        discovery = Discovery(self.link.publish_retained, config.discovery_prefix, self.link.status_topic,
                               config.mood_window_s) if config.discovery else None
         views = Views(self.store, config.offline_after_s, config.mood_window_s, config.weighting,
                       self.ingest.zones)
-        self.moods = MoodPublisher(views, self.changes, self.ingest.publish_retained, self.ingest.stats, discovery,
-                                   self.stop_event)
+        self.moods = MoodPublisher(views, self.changes, self.link, discovery, self.stop_event)
         self.app = create_app(views, config, self.changes, self.ingest.stats, self.stop_event)
         self._retention = threading.Thread(target=self._prune_loop, name="retention", daemon=True)
         self._server = None
@@ -72,6 +78,7 @@ class Aggregator:
         sock = bind_http(self.config.host, self.config.port)  # first: a busy port stops us before anything runs
         self.port = sock.getsockname()[1]
         self.ingest.start()
+        self.link.start()  # after every part has registered its subscription and callbacks
         self.moods.thread.start()
         self._retention.start()
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
@@ -104,6 +111,7 @@ class Aggregator:
             self._server.should_exit = True
         if self._http_thread is not None:
             self._http_thread.join(timeout=5)
+        self.link.stop()  # nothing more arrives: then the writer stores what it holds and ends
         self.ingest.stop()
         self.store.close()
         log.info("aggregator stopped: %d stored, %d duplicates, %s rejected", self.ingest.stats.stored,

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 from emo7ion.core import faces, messages
 from emo7ion.core.runtime import EmotionClassifier
-from emo7ion.core.service.broker_errors import BrokerRefusedError
 from emo7ion.core.service.settings import ConfigError
 from emo7ion.edge import recording
 from emo7ion.edge.config import EdgeConfig
@@ -200,8 +199,6 @@ class Agent:
             while not self.stop.is_set():
                 if deadline and time.monotonic() >= deadline:
                     break
-                if self.publisher is not None and self.publisher.refused:
-                    raise BrokerRefusedError(self.publisher.refused)
                 if self.recording:
                     if not self._next_recorded_frame():
                         break
@@ -223,6 +220,8 @@ class Agent:
                         self.publisher.publish_health(self.health(source_ok))  # else the counters keep adding up
         finally:
             self.shutdown(RECORDING_FLUSH_S if self.recording else 5.0)
+        if self.publisher is not None:  # the broker refused our credentials: its link set the stop event
+            self.publisher.link.raise_if_refused()
         return self.stats
 
     def _next_recorded_frame(self) -> bool:

@@ -54,9 +54,8 @@ def _broker(config: EdgeConfig, timeout: float) -> str:
     if not config.broker.url:
         return f"none configured: the windows go to {config.out} only"
     from emo7ion.core.service import broker_errors
-    from emo7ion.edge.publish import make_client
 
-    client = make_client(f"{config.camera}-check", config.broker)
+    client = config.broker.client(f"{config.camera}-check")
     outcome: dict = {}
     done = threading.Event()
 

@@ -1,8 +1,8 @@
 """The device's MQTT side: status with a last will, windows from the outbox in order, health records.
 
-paho-mqtt 2.x, MQTT 5, QoS 1, one network thread (``loop_start``) with paho's own reconnect backoff
-(``connect_async`` + ``reconnect_delay_set``): the agent starts and classifies without a broker, and
-the sender thread drains the outbox whenever a connection exists. A window leaves the outbox only
+paho-mqtt 2.x, MQTT 5, QoS 1, through the agent's one broker link (core/service/broker_link.py: the client, the
+will, status, reconnects with paho's backoff, the refusal signal): the agent starts and classifies without a
+broker, and the sender thread drains the outbox whenever a connection exists. A window leaves the outbox only
 when its PUBACK arrives.
 """
 
@@ -18,7 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from emo7ion.core import messages
-from emo7ion.core.service import broker_connection, broker_errors
+from emo7ion.core.service.broker_link import BrokerLink
 from emo7ion.core.service.version import version
 from emo7ion.edge.config import BrokerConfig
 from emo7ion.edge.outbox import Outbox
@@ -28,17 +28,10 @@ log = logging.getLogger(__name__)
 AGENT = f"emo7ion-edge {version()}"
 
 
-def make_client(client_id: str, broker: BrokerConfig, will: broker_connection.Will | None = None) -> mqtt.Client:
-    """The agent's client: the shared recipe, and at most ``max_inflight`` windows unacknowledged."""
-    client = broker.client(client_id, will)
-    client.max_queued_messages_set(0)
-    client.max_inflight_messages_set(broker.max_inflight)
-    return client
-
-
 class Publisher:
-    """Owns the MQTT client and the thread that sends the outbox. ``stop_event`` is the process's one stop event
-    (the agent's): the sender thread ends on it, then ``stop`` sends what is left, ``offline``, and disconnects."""
+    """Sends the outbox through the agent's broker link, from its own thread. ``stop_event`` is the process's one
+    stop event (the agent's): the sender thread ends on it, and the link sets it when the broker refuses our
+    credentials; then ``stop`` sends what is left, ``offline``, and disconnects."""
 
     def __init__(self, venue: str, camera: str, broker: BrokerConfig, outbox: Outbox, model: dict[str, str],
                  zone: str | None = None, stop_event: threading.Event | None = None):
@@ -46,7 +39,6 @@ class Publisher:
         self.broker = broker
         self.outbox = outbox
         self.model = model
-        self.connected = threading.Event()
         self._wake = threading.Event()
         self._stop = stop_event if stop_event is not None else threading.Event()  # standalone (tests): its own
         self._lock = threading.Lock()
@@ -55,16 +47,26 @@ class Publisher:
         self._last_sent = -1                  # highest seq handed to paho in this connection's lifetime
         self._refused_backoff = 0.0  # grows while the broker refuses windows (a wrong ACL), resets on success
         self._retry_at = 0.0
-        self.refused: str | None = None  # the broker refused our credentials: retrying cannot help
-        self._last_failure = ""
         # camera.VENUE.CAMERA: two venues' cameras of the same id never take each other's connection over.
-        self.client = make_client(messages.camera_client_id(venue, camera), broker, broker_connection.Will(
-            messages.camera_topic(venue, camera, "status"), self._status("offline")))
-        self.client.on_connect = self._on_connect
-        self.client.on_connect_fail = self._on_connect_fail
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
+        self.link = BrokerLink(broker, messages.camera_client_id(venue, camera), self._stop,
+                               status_topic=messages.camera_topic(venue, camera, "status"), status=self._status,
+                               max_inflight=broker.max_inflight)
+        self.link.handle_publishes(self._on_publish)
+        self.link.when_connected(self._on_connected)
         self._sender = threading.Thread(target=self._send_loop, name="outbox-sender", daemon=True)
+
+    @property
+    def client(self) -> mqtt.Client:
+        return self.link.client
+
+    @property
+    def connected(self) -> threading.Event:
+        return self.link.connected
+
+    @property
+    def refused(self) -> str | None:
+        """The broker refused our credentials: retrying cannot help (the link has set the stop event)."""
+        return self.link.refused
 
     def _status(self, state: str) -> bytes:
         return messages.status_payload(messages.Status(
@@ -74,9 +76,7 @@ class Publisher:
     # -- lifecycle
 
     def start(self) -> None:
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
-                                  clean_start=True)
-        self.client.loop_start()
+        self.link.start()
         self._sender.start()
 
     def stop(self, flush_timeout: float = 5.0) -> None:
@@ -88,15 +88,7 @@ class Publisher:
             log.warning("the sender did not end; %d window(s) stay in the outbox", self.outbox.depth())
         elif self.refused is None:
             self.flush(flush_timeout)
-        if self.connected.is_set():
-            info = self.client.publish(messages.camera_topic(self.venue, self.camera, "status"),
-                                       self._status("offline"), qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                pass
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.link.stop()
 
     def flush(self, timeout: float) -> bool:
         """Send what the outbox holds from this thread, in the ended sender's place, until it is empty (True) or
@@ -114,40 +106,11 @@ class Publisher:
 
     # -- paho callbacks (network thread)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            text = broker_errors.describe_refusal(self.broker.host, self.broker.port, reason_code,
-                                                  self.broker.username)
-            if broker_errors.is_permanent(reason_code):
-                self.refused = text  # the agent stops: a retry would be refused again
-            else:
-                log.error("%s; retrying with backoff", text)
-            self._last_failure = text
-            return
-        self._last_failure = ""
-        log.info("connected to %s:%d as %s", self.broker.host, self.broker.port,
-                 messages.camera_client_id(self.venue, self.camera))
-        client.publish(messages.camera_topic(self.venue, self.camera, "status"), self._status("online"),
-                       qos=1, retain=True)
+    def _on_connected(self, session_present: bool) -> None:
         with self._lock:
             # paho re-sends what it still holds; everything else is sent again from the outbox.
             self._last_sent = max(self._inflight.values(), default=-1)
-        self.connected.set()
         self._wake.set()
-
-    def _on_connect_fail(self, client, userdata) -> None:
-        """The connection could not be made (paho retries with backoff): its cause, once per new cause."""
-        text = broker_errors.describe_failure(self.broker.host, self.broker.port, self.broker.tls)
-        if text != self._last_failure:
-            log.error("%s; retrying with backoff", text)
-        else:
-            log.debug("%s; retrying with backoff", text)
-        self._last_failure = text
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.connected.clear()
-        if not self._stop.is_set() and not self._last_failure:  # a refused CONNACK was logged already
-            log.warning("broker connection lost (%s); paho reconnects with backoff", reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
@@ -195,7 +158,7 @@ class Publisher:
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = int(self.outbox.max_age_s)
             # Never hold our lock across publish(): paho calls on_publish under its own lock.
-            info = self.client.publish(entry.topic, entry.payload, qos=1, properties=props)
+            info = self.link.publish(entry.topic, entry.payload, qos=1, properties=props)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 log.debug("publish of window %d deferred: %s", entry.seq, mqtt.error_string(info.rc))
                 break
@@ -209,5 +172,5 @@ class Publisher:
 
     def publish_health(self, health: messages.Health) -> None:
         if self.connected.is_set():
-            self.client.publish(messages.camera_topic(self.venue, self.camera, "health"),
-                                messages.health_payload(health), qos=0)
+            self.link.publish(messages.camera_topic(self.venue, self.camera, "health"),
+                              messages.health_payload(health), qos=0)

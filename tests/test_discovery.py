@@ -69,7 +69,7 @@ def test_configs_retained_per_venue_and_zone_and_states_follow_mood(live):
     assert front_faces["state_topic"] == "emo7ion/v1/hall-a/mood/front"
     assert dominant["device"]["identifiers"] == front_faces["device"]["identifiers"] == ["emo7ion.hall-a"]
     assert "5 min" in front_faces["name"] and front_faces["unit_of_measurement"] == "detections"
-    assert dominant["availability_topic"] == live.service.ingest.status_topic
+    assert dominant["availability_topic"] == live.service.link.status_topic
     assert ha.wait_for(lambda r: latest(r, dominant["availability_topic"]) == b"online", timeout=10)
 
     states = (dominant["state_topic"], front_faces["state_topic"])

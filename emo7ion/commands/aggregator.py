@@ -50,18 +50,10 @@ def run_aggregator(args: argparse.Namespace) -> int:
     from emo7ion.aggregator.config import load
     from emo7ion.aggregator.service import Aggregator
     from emo7ion.core.service import stopping
-    from emo7ion.core.service.broker_errors import BrokerRefusedError
 
     overrides = {name[4:]: value for name, value in vars(args).items() if name.startswith("set_") and value}
-    stop = threading.Event()  # the process's one stop event: signals set it, every part of the service ends on it
+    stop = threading.Event()  # the process's one stop event: signals set it, and the broker link on a refusal
     service = Aggregator(load(args.config, overrides), stop)
-    refused: list[str] = []
-
-    def on_refused(text: str) -> None:  # the network thread: hand it to the main thread, which stops
-        refused.append(text)
-        stop.set()
-
-    service.ingest.on_refused = on_refused
     stopping.stop_on_signals(stop)
     service.start()
     print(f"dashboard: {service.url}/   API docs: {service.url}/docs", flush=True)
@@ -70,6 +62,5 @@ def run_aggregator(args: argparse.Namespace) -> int:
     finally:
         logging.getLogger(__name__).info("stopping")
         service.stop()
-    if refused:
-        raise BrokerRefusedError(refused[0])
+    service.link.raise_if_refused()
     return 0
