@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -53,6 +54,21 @@ class AggregatorConfig:
     allow_no_token: bool = field(default=False, metadata={
         "help": "serve a non-loopback host without a token (anyone who reaches it reads the API)"})
     max_streams: int = field(default=100, metadata={"help": "live dashboard streams served at once at most"})
+    allowed_hosts: str = field(default="", metadata={
+        "help": "comma-separated names the HTTP Host header may carry besides localhost, 127.0.0.1, ::1 and host "
+                "(e.g. the name a reverse proxy or a wall screen uses); a wildcard host (0.0.0.0, ::) also accepts "
+                "any IP address; '*' accepts every name. Another Host is answered 400 (DNS rebinding)"})
+    metrics_token: str = field(default="", metadata={
+        "help": "a bearer token that opens /metrics only (for Prometheus' authorization: credentials); token "
+                "opens it too. With neither set /metrics is open, like the API"})
+    max_connections: int = field(default=1000, metadata={
+        "help": "HTTP connections open at once at most (lowered to 3/4 of the soft file-descriptor limit); past it "
+                "the oldest connection that has not sent a whole request is closed"})
+    header_timeout_s: float = field(default=10.0, metadata={
+        "help": "seconds a client has to send a whole request head, on connecting and after each response; then "
+                "the connection is closed (slow-loris)"})
+    keepalive_timeout_s: float = field(default=5.0, metadata={
+        "help": "an idle kept-alive HTTP connection is closed after this many seconds"})
     check_windows: bool = field(default=True, metadata={
         "help": "judge windows against time, each other and frames (off only to test the schema alone)"})
     max_clock_skew_s: float = field(default=300.0, metadata={
@@ -115,6 +131,10 @@ class AggregatorConfig:
                     "session_expiry_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+        for key in ("max_connections", "header_timeout_s", "keepalive_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+        self.allowed_hosts = ",".join(check_host_names(self.allowed_hosts))
         for key in ("max_streams", "max_clock_skew_s", "max_fps", "max_faces_per_frame", "camera_backlog_s",
                     "max_camera_windows_per_day"):
             if getattr(self, key) <= 0:
@@ -148,6 +168,26 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+HOST_NAME = re.compile(r"(\*|(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?)")
+
+
+def check_host_names(text: str) -> list[str]:
+    """The names of ``allowed_hosts`` (comma-separated; DNS names, '*.' for subdomains, '*', or IP addresses),
+    lower-cased; a ConfigError names the key and the bad entry."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    for name in names:
+        bare = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+        try:
+            ipaddress.ip_address(bare)
+            continue
+        except ValueError:
+            pass
+        if not HOST_NAME.fullmatch(name):
+            raise ConfigError(f"allowed_hosts: {name!r} is not a host name (a name such as dashboard.example.org, "
+                              "*.example.org, an IP address or '*'; no scheme, port or path)")
+    return names
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None,

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 
+from emo7ion.aggregator import http_guard
 from emo7ion.aggregator.api import create_app
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
@@ -81,14 +82,19 @@ class Aggregator:
         self.link.start()  # after every part has registered its subscription and callbacks
         self.moods.thread.start()
         self._retention.start()
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                                     timeout_graceful_shutdown=2))
+        guard = http_guard.ConnectionGuard(self.config.max_connections, self.config.header_timeout_s)
+        self._server = uvicorn.Server(uvicorn.Config(
+            self.app, log_level="warning", access_log=False, timeout_graceful_shutdown=2,
+            http=guard.protocol_class(), timeout_keep_alive=self.config.keepalive_timeout_s,
+            backlog=http_guard.ACCEPT_BATCH, h11_max_incomplete_event_size=http_guard.MAX_HEAD_BYTES))
+        http_guard.install_log_limits()
         self._http_thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="http",
                                              daemon=True)
         self._http_thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started and time.monotonic() < deadline:
             time.sleep(0.02)
+        http_guard.widen_backlog(sock)
         log.info("aggregator serving %s (dashboard at /, API docs at /docs), db %s", self.url, self.config.db)
         return self
 
