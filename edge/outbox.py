@@ -273,14 +273,16 @@ class Outbox:
             self._released_unlogged, self._release_logged_at = 0, now
 
     def take_due(self, now: float | None = None, limit: int = 100) -> list[Entry]:
-        """Sent windows whose re-send time has come, oldest seq first; each one's next re-send is pushed back
-        (``resend_s`` doubling per try, at most ``resend_max_s``), so a window is handed out once per backoff."""
+        """Sent windows whose re-send time has come, the longest overdue first (then by seq: after
+        ``resend_all``, in seq order), so a trickle of re-sends reaches every window in turn; each one's next
+        re-send is pushed back (``resend_s`` doubling per try, at most ``resend_max_s``): a window is handed out
+        once per backoff."""
         now = self._clock() if now is None else now
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 rows = self._db.execute("SELECT seq, created, topic, payload, tries FROM outbox WHERE state=? "
-                                        "AND resend_at <= ? ORDER BY seq LIMIT ?", (SENT, now, limit)).fetchall()
+                                        "AND resend_at <= ? ORDER BY resend_at, seq LIMIT ?", (SENT, now, limit)).fetchall()
                 self._db.executemany("UPDATE outbox SET tries=?, resend_at=? WHERE seq=?",
                                      [(tries + 1, now + self.backoff(tries + 1), seq)
                                       for seq, _, _, _, tries in rows])

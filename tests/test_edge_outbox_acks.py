@@ -139,3 +139,13 @@ def test_an_outbox_from_before_the_states_opens_and_works(tmp_path):
     again = Outbox(path, delivery="ack", clock=lambda: 1100.0)  # migrating twice changes nothing
     assert seqs(again.pending()) == [11, 12] and again.unacked() == 1 and again.acks_seen
     assert seqs(again.take_due(now=1100.0 + 30)) == [9]
+
+
+def test_a_trickle_of_resends_reaches_every_window_in_turn(tmp_path):
+    """One re-send at a time (the publisher's probe while no aggregator answers) goes to the longest overdue
+    window, so the oldest, due again soonest, does not take every turn."""
+    box = filled(tmp_path / "o.sqlite", 3, delivery="ack", resend_s=0.5, resend_max_s=1.0)
+    for seq in range(3):
+        box.broker_took(seq, now=100.0)
+    turns = [seqs(box.take_due(now=100.0 + 0.5 * step, limit=1)) for step in range(1, 10)]
+    assert turns == [[0], [1], [2]] * 3
