@@ -7,7 +7,9 @@ resource`` traceback per refused accept (186 MB in 40 s)."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
+import logging
 import os
 import resource
 import selectors
@@ -20,9 +22,9 @@ import time
 import pytest
 from mqtt_helpers import start_plain_broker
 
+from emo7ion.aggregator import http_guard
 from emo7ion.broker_config.runner import free_port, wait_for_port
-
-pytestmark = pytest.mark.slow
+from helpers import LiveAggregator
 
 AGGREGATOR_NOFILE = 1024
 """The soft RLIMIT_NOFILE the aggregator runs with: the usual default of a login shell."""
@@ -123,6 +125,7 @@ def _limit_nofile() -> None:  # in the aggregator's process, before it runs: the
     resource.setrlimit(resource.RLIMIT_NOFILE, (AGGREGATOR_NOFILE, hard))
 
 
+@pytest.mark.slow
 def test_must_show_4_slow_loris_at_1100_connections_with_nofile_1024(tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = ATTACK_CONNECTIONS + 200
@@ -177,3 +180,130 @@ def test_must_show_4_slow_loris_at_1100_connections_with_nofile_1024(tmp_path):
         except subprocess.TimeoutExpired:
             aggregator.kill()
         broker.stop()
+
+
+HEAD_TIMEOUT_S, CAP = 1.0, 20
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """An in-process aggregator with a short head deadline and a small connection cap."""
+    live = LiveAggregator(tmp_path_factory.mktemp("guard"), header_timeout_s=HEAD_TIMEOUT_S, max_connections=CAP,
+                          keepalive_timeout_s=30)
+    yield live
+    live.close()
+
+
+def stalled(port: int, sent: bytes = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if sent:
+        sock.sendall(sent)
+    return sock
+
+
+def closed_within(sock: socket.socket, seconds: float) -> float | None:
+    """When the server closed ``sock`` (seconds from now), or None if it is still open after ``seconds``."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+        return time.monotonic() - started
+    except TimeoutError:
+        return None
+    except OSError:  # reset: closed too
+        return time.monotonic() - started
+
+
+def request(sock: socket.socket, path: str = "/healthz") -> bytes:
+    """One whole request on a kept-alive connection, and its whole answer."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(4096)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head
+
+
+def test_a_head_never_finished_is_cut_at_the_deadline_however_it_trickles(guarded):
+    port = guarded.service.port
+    silent, trickling = stalled(port, b""), stalled(port)
+    started = time.monotonic()
+    for _ in range(4):  # a header line every 0.3 s does not buy more time
+        time.sleep(0.3)
+        trickling.sendall(b"X-Loris: 1\r\n")
+    assert closed_within(trickling, 5) is not None
+    assert closed_within(silent, 5) is not None
+    took = time.monotonic() - started
+    assert HEAD_TIMEOUT_S - 0.1 < took < HEAD_TIMEOUT_S + 2.5, took
+
+
+def test_a_kept_alive_connection_gets_the_same_deadline_for_its_next_head(guarded):
+    with stalled(guarded.service.port, b"") as sock:
+        for _ in range(3):  # whole requests, each well within the deadline, keep it open
+            assert request(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(HEAD_TIMEOUT_S / 2)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # then a head that never ends
+        took = closed_within(sock, 5)
+        assert took is not None and took < HEAD_TIMEOUT_S + 2.5, took
+
+
+@pytest.fixture
+def capped(tmp_path):
+    live = LiveAggregator(tmp_path, header_timeout_s=60, max_connections=CAP)  # no head deadline within the test
+    yield live
+    live.close()
+
+
+def test_past_the_cap_the_oldest_stalled_connection_makes_way_and_requests_in_hand_stay(capped):
+    guarded = capped
+    port = guarded.service.port
+    guarded.publish_window("hall-a", "cam-1", {"happy": 2})
+    assert guarded.wait_stored(1)
+    streams = [stalled(port, b"GET /api/stream?venue=hall-a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+               for _ in range(3)]  # the oldest connections, each with a request in hand
+    for sock in streams:
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    lorises = [stalled(port) for _ in range(CAP - 3)]
+    time.sleep(0.3)
+    late = [stalled(port) for _ in range(5)]  # past the cap: the five oldest lorises make way
+    time.sleep(0.3)
+    with stalled(port, b"") as prober:
+        assert request(prober).startswith(b"HTTP/1.1 200")
+    cut = [i for i, sock in enumerate(lorises) if closed_within(sock, 0.05) is not None]
+    assert cut[:5] == [0, 1, 2, 3, 4] and len(cut) <= 6, cut  # the prober took the sixth's place
+    assert all(closed_within(sock, 0.05) is None for sock in streams), "a stream with its request in hand was cut"
+    assert all(closed_within(sock, 0.05) is None for sock in late)
+    for sock in streams + lorises + late:
+        sock.close()
+
+
+def test_accept_errors_become_a_few_one_line_warnings(caplog):
+    """asyncio's own handler, called as its accept loop calls it on EMFILE, 2,000 times in a row."""
+    limited = http_guard.install_log_limits()
+    loop = asyncio.new_event_loop()
+    listener = socket.socket()
+    try:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(2000):
+                loop.call_exception_handler({"message": "socket.accept() out of system resource",
+                                             "exception": OSError(24, "Too many open files"), "socket": listener})
+    finally:
+        loop.close()
+        listener.close()
+    lines = [r for r in caplog.records if "accept" in r.getMessage()]
+    assert 1 <= len(lines) <= 5, len(lines)
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
+    assert "Too many open files" in lines[0].getMessage()
+    assert limited.suppressed >= 1995
+
+
+def test_the_cap_leaves_a_quarter_of_the_file_descriptors_to_the_rest():
+    assert http_guard.connection_cap(1000, nofile=1024) == 768  # ulimit -n 1024
+    assert http_guard.connection_cap(1000, nofile=65536) == 1000  # LimitNOFILE=65536 in the systemd units
+    assert http_guard.connection_cap(100, nofile=1024) == 100
+    assert http_guard.connection_cap(1000, nofile=256) == 128  # FD_RESERVE
