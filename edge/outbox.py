@@ -281,8 +281,8 @@ class Outbox:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                rows = self._db.execute("SELECT seq, created, topic, payload, tries FROM outbox WHERE state=? "
-                                        "AND resend_at <= ? ORDER BY resend_at, seq LIMIT ?", (SENT, now, limit)).fetchall()
+                rows = self._db.execute("SELECT seq, created, topic, payload, tries FROM outbox WHERE state=? AND "
+                                        "resend_at <= ? ORDER BY resend_at, seq LIMIT ?", (SENT, now, limit)).fetchall()
                 self._db.executemany("UPDATE outbox SET tries=?, resend_at=? WHERE seq=?",
                                      [(tries + 1, now + self.backoff(tries + 1), seq)
                                       for seq, _, _, _, tries in rows])

@@ -2,8 +2,12 @@
 
 paho-mqtt 2.x, MQTT 5, QoS 1, through the agent's one broker link (core/service/broker_link.py: the client, the
 will, status, reconnects with paho's backoff, the refusal signal): the agent starts and classifies without a
-broker, and the sender thread drains the outbox whenever a connection exists. A window leaves the outbox only
-when its PUBACK arrives.
+broker, and the sender thread drains the outbox whenever a connection exists.
+
+A window leaves the outbox when an aggregator acknowledges it on the camera's ack topic (or on its PUBACK, as the
+outbox's delivery mode says: edge/outbox.py). What the broker took and nobody acknowledged is sent again: on its
+backoff, and on every new connection; while no ack has come for ``resend_s``, only one window each ``resend_s``
+(a probe), so an aggregator that is away does not find its queue doubled when it comes back.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class Publisher:
         self._stop = stop_event if stop_event is not None else threading.Event()  # standalone (tests): its own
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}   # mid -> seq
+        self._resends: set[int] = set()       # the mids in _inflight that re-send a window the broker took before
+        self._heard_at = float("-inf")        # monotonic time of this connection's last ack: an aggregator answers
+        self._probe_at = 0.0                  # while none answers, when the next single re-send may go
         self._early: dict[int, tuple[float, bool]] = {}  # acks that beat publish() back: mid -> (when, ok)
         self._last_sent = -1                  # highest seq handed to paho in this connection's lifetime
         self._refused_backoff = 0.0  # grows while the broker refuses windows (a wrong ACL), resets on success
@@ -52,6 +59,9 @@ class Publisher:
                                status_topic=messages.camera_topic(venue, camera, "status"), status=self._status,
                                max_inflight=broker.max_inflight)
         self.link.handle_publishes(self._on_publish)
+        self.ack_topic = messages.ack_topic(venue, camera)
+        self.link.subscribe(self.ack_topic)  # renewed by the link on every reconnect
+        self.link.handle_messages(self._on_message)
         self.link.when_connected(self._on_connected)
         self._sender = threading.Thread(target=self._send_loop, name="outbox-sender", daemon=True)
 
@@ -109,30 +119,54 @@ class Publisher:
     def _on_connected(self, session_present: bool) -> None:
         with self._lock:
             # paho re-sends what it still holds; everything else is sent again from the outbox.
-            self._last_sent = max(self._inflight.values(), default=-1)
+            self._last_sent = max((seq for mid, seq in self._inflight.items() if mid not in self._resends),
+                                  default=-1)
+            self._heard_at, self._probe_at = float("-inf"), 0.0  # whether an aggregator answers is not known yet
+        self.outbox.resend_all()  # the broker may have lost what it took (a crash, an old store put back)
+        self._wake.set()
+
+    def _on_message(self, client, userdata, message) -> None:
+        """An aggregator's ack: the windows it covers leave the outbox. Anything else is ignored with a line
+        (the broker's ACL lets only aggregators write here: a bad one is a bug or a misconfiguration)."""
+        try:
+            if message.topic != self.ack_topic:
+                raise messages.MessageError(f"not this camera's ack topic {self.ack_topic}", "topic")
+            ack = messages.parse_ack(message.topic, bytes(message.payload))
+        except messages.MessageError as error:
+            log.warning("ignored an acknowledgement on %s: %s", message.topic, error)
+            return
+        removed = self.outbox.acknowledge(ack.ranges)
+        self._heard_at = time.monotonic()
+        log.debug("aggregator %s acknowledged %d window(s), %d still in the outbox", ack.aggregator, ack.count,
+                  removed)
         self._wake.set()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             seq = self._inflight.pop(mid, None)
+            resend = mid in self._resends
+            self._resends.discard(mid)
             if seq is None:  # not ours (status, health) or the sender has not recorded it yet
                 now = time.monotonic()
                 self._early = {m: v for m, v in self._early.items() if now - v[0] < 30.0}
                 self._early[mid] = (now, not reason_code.is_failure)
                 return
-        self._settle(seq, not reason_code.is_failure, str(reason_code))
+        self._settle(seq, not reason_code.is_failure, str(reason_code), resend)
 
-    def _settle(self, seq: int, ok: bool, reason: str = "") -> None:
+    def _settle(self, seq: int, ok: bool, reason: str = "", resend: bool = False) -> None:
+        """The broker's PUBACK: the outbox keeps or releases the window (its delivery mode). A refused window
+        is sent again after a growing pause: a new one from the outbox's order, a re-send on its backoff."""
         if not ok:
             with self._lock:
-                self._last_sent = min(self._last_sent, seq - 1)
+                if not resend:
+                    self._last_sent = min(self._last_sent, seq - 1)
                 self._refused_backoff = min(60.0, max(1.0, self._refused_backoff * 2))
                 self._retry_at = time.monotonic() + self._refused_backoff
             log.error("broker refused window %d: %s (check the camera's ACL); retrying in %.0f s",
                       seq, reason, self._refused_backoff)
             return
         self._refused_backoff = 0.0
-        self.outbox.ack(seq)
+        self.outbox.broker_took(seq)
         self._wake.set()
 
     # -- sender thread
@@ -144,7 +178,8 @@ class Publisher:
             self._send_pending()
 
     def _send_pending(self) -> None:
-        """Hand paho the outbox's next windows, as many as ``max_inflight`` leaves room for."""
+        """Hand paho the windows due for a re-send, then the outbox's next windows, as many as ``max_inflight``
+        leaves room for."""
         if not self.connected.is_set() or time.monotonic() < self._retry_at:
             return
         with self._lock:
@@ -152,7 +187,11 @@ class Publisher:
             after = self._last_sent
         if room <= 0:
             return
-        for entry in self.outbox.pending(after_seq=after, limit=room):
+        due = self._take_due(room)
+        batch = [(entry, True) for entry in due]
+        if room > len(due):
+            batch += [(entry, False) for entry in self.outbox.pending(after_seq=after, limit=room - len(due))]
+        for entry, resend in batch:
             if not self.connected.is_set():
                 break
             props = Properties(PacketTypes.PUBLISH)
@@ -166,9 +205,27 @@ class Publisher:
                 early = self._early.pop(info.mid, None)
                 if early is None:
                     self._inflight[info.mid] = entry.seq
-                self._last_sent = entry.seq
+                    if resend:
+                        self._resends.add(info.mid)
+                if not resend:
+                    self._last_sent = entry.seq
             if early is not None:
-                self._settle(entry.seq, early[1])
+                self._settle(entry.seq, early[1], resend=resend)
+
+    def _take_due(self, room: int) -> list:
+        """The sent windows to send again now: as many as are due and fit while an aggregator answers (an ack
+        within ``resend_s``); else one each ``resend_s``, whose ack shows that one is there."""
+        now = time.monotonic()
+        if now - self._heard_at < self.outbox.resend_s:
+            return self.outbox.take_due(limit=room)
+        if now < self._probe_at:
+            return []
+        due = self.outbox.take_due(limit=1)
+        if due:
+            self._probe_at = now + self.outbox.resend_s
+            log.debug("re-sending window %d as a probe: no aggregator ack for %.0f s", due[0].seq,
+                      self.outbox.resend_s)
+        return due
 
     def publish_health(self, health: messages.Health) -> None:
         if self.connected.is_set():
