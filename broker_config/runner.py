@@ -9,12 +9,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from emo7ion.core.service.errors import UserError
+
 log = logging.getLogger(__name__)
 
 SEARCH_PATH = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin")
 
 
-class BrokerError(RuntimeError):
+class BrokerError(UserError, RuntimeError):
     """Mosquitto is missing, or did not start on its config."""
 
 

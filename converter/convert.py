@@ -20,13 +20,14 @@ import numpy as np
 
 from emo7ion.converter import parity, report, variants
 from emo7ion.core import emotions, faces, provenance
+from emo7ion.core.service.errors import UserError
 from emo7ion.core.service.version import version
 from emo7ion.training import data as datasets
 
 log = logging.getLogger(__name__)
 
 
-class ParityError(RuntimeError):
+class ParityError(UserError, RuntimeError):
     """The full-integer model fell further below the Keras model than allowed."""
 
 

@@ -12,12 +12,14 @@ import logging
 
 import numpy as np
 
+from emo7ion.core.service.errors import UserError
+
 log = logging.getLogger(__name__)
 
 VARIANTS = ("float32", "float16", "dynamic-int8", "int8")
 
 
-class ConversionError(RuntimeError):
+class ConversionError(UserError, RuntimeError):
     """The converter could not turn the model into the asked variant (e.g. an unsupported layer)."""
 
 

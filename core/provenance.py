@@ -15,6 +15,12 @@ from pathlib import Path
 MAGIC = b"EMO7META"
 _TRAILER = struct.Struct("<Q8s")  # JSON length, magic
 SCHEMA = 1
+REQUIRED = ("version", "variant", "labels", "input")
+"""What ``emo7ion convert`` always writes and a device relies on: the version its windows report, and the labels
+and input contract it reads faces with."""
+_CUT_TELLTALE = b'"labels": ['
+"""A piece of every embedded JSON (written with sorted keys and default separators): found near the end of a file
+that has no trailer, it says the file was cut short rather than made without provenance."""
 
 
 def sha256_file(path: str | Path) -> str:
@@ -51,6 +57,23 @@ def read(data: bytes) -> dict | None:
     if not isinstance(metadata, dict):
         raise ValueError("embedded model metadata is not a JSON object")
     return metadata
+
+
+def unversioned(data: bytes) -> str | None:
+    """Why a classifier file cannot say what it is (no provenance, provenance cut short, a field missing or of
+    another schema), or None when its provenance is whole. A damaged trailer is read()'s ValueError, not this."""
+    metadata = read(data)
+    if metadata is None:
+        if _CUT_TELLTALE in data[-(1 << 16):]:
+            return ("its provenance is cut short (the JSON is there, the trailer after it is not): the file was "
+                    "truncated, e.g. by an interrupted copy")
+        return "it carries no provenance (a file not written by emo7ion convert)"
+    if metadata.get("schema") != SCHEMA:
+        return f"its provenance is of schema {metadata.get('schema')!r}, this runtime reads schema {SCHEMA}"
+    missing = [key for key in REQUIRED if not metadata.get(key)]
+    if missing:
+        return f"its provenance lacks {', '.join(missing)}"
+    return None
 
 
 def _locate(data: bytes) -> tuple[int, int] | None:

@@ -89,8 +89,13 @@ class EmotionClassifier:
     """One interpreter, built and allocated once; ``predict`` takes float faces from ``core.faces``."""
 
     def __init__(self, model_path: str | Path, num_threads: int = 1, interpreter: str | None = None,
-                 max_batch: int = 64, flip_average: bool = False):
-        """``flip_average``: average each face's probabilities with its mirror image's (one batch of 2N)."""
+                 max_batch: int = 64, flip_average: bool = False, allow_unversioned: bool = False):
+        """``flip_average``: average each face's probabilities with its mirror image's (one batch of 2N).
+
+        A file whose provenance is missing, cut short or incomplete is refused (ModelError naming the file):
+        its windows would report a version nobody can trace, and a truncated copy is the usual cause.
+        ``allow_unversioned`` runs it anyway, with a warning, as version "unversioned", reading faces with the
+        canonical labels and the crop devices always used unless the provenance it has names both."""
         self.path = Path(model_path)
         self.flip_average = bool(flip_average)
         if not self.path.is_file():
@@ -100,6 +105,9 @@ class EmotionClassifier:
             self.metadata = provenance.read(data)
         except ValueError as error:
             raise ModelError(f"{self.path}: {error}") from error
+        unversioned = provenance.unversioned(data)
+        if unversioned and not (self.metadata and self.metadata.get("labels") and self.metadata.get("input")):
+            self.metadata = None  # nothing usable to read faces with: the canonical labels and the V1 crop
         self.crop = faces.V1  # a model without provenance keeps the crop devices always gave it
         self._label_index = self._check_contract(self.metadata)
         Interpreter, self.interpreter_name = interpreter_class(interpreter)
@@ -123,8 +131,13 @@ class EmotionClassifier:
         self._batch = int(input_detail["shape"][0])
         self.max_batch = max(1, int(max_batch))
         self.sha256 = provenance.sha256_file(self.path)
-        if self.metadata is None:
-            log.warning("%s carries no provenance; assuming canonical labels and the core.faces contract", self.path)
+        # judged once the file has loaded as a model: a corrupt or foreign file gets its own error alone
+        if unversioned and not allow_unversioned:
+            raise ModelError(f"{self.path}: {unversioned}; refusing a classifier that cannot say which model it is "
+                             "(--allow-unversioned, or allow_unversioned = true in the edge config, runs it anyway)")
+        if unversioned:
+            log.warning("%s: %s; running it as version 'unversioned' (allowed)%s", self.path, unversioned,
+                        "" if self.metadata else ", assuming canonical labels and the core.faces contract")
 
     @property
     def model_id(self) -> dict:

@@ -70,7 +70,8 @@ class Agent:
         if self.recording:
             self.capture.source.open()
         self.classifier = EmotionClassifier(config.model, num_threads=config.threads,
-                                            flip_average=config.flip_average)
+                                            flip_average=config.flip_average,
+                                            allow_unversioned=config.allow_unversioned)
         self.detector = registry.create(config.detector)
         self.sinks: list[WindowSink] = [*sinks, *([WindowFile(config.out)] if config.out else [])]
         if not config.broker.url and not self.sinks:

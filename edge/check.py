@@ -23,7 +23,8 @@ def check(config: EdgeConfig, timeout: float = 10.0) -> list[tuple[str, bool, st
 def _model(config: EdgeConfig, timeout: float) -> str:
     from emo7ion.core.runtime import EmotionClassifier
 
-    classifier = EmotionClassifier(config.model, num_threads=config.threads)
+    classifier = EmotionClassifier(config.model, num_threads=config.threads,
+                                   allow_unversioned=config.allow_unversioned)
     meta = classifier.model_id
     return (f"{config.model} ({meta['variant']}, version {meta['version']}, {classifier.input_dtype} input, "
             f"{classifier.interpreter_name})")

@@ -169,6 +169,9 @@ class EdgeConfig:
     detect_every: int = field(default=1, metadata={
         "help": "run the detector on every Nth frame; in between, the tracked faces' predicted boxes are classified"})
     model: str = field(default_factory=default_model_path, metadata={"help": "the .tflite classifier"})
+    allow_unversioned: bool = field(default=False, metadata={
+        "help": "run a classifier whose provenance is missing or cut short (its windows report version "
+                "'unversioned'); refused otherwise"})
     threads: int = field(default=1, metadata={"help": "interpreter threads"})
     flip_average: bool = field(default=True, metadata={
         "help": "classify each face and its mirror image and average them (+0.8 points on val, about 1 ms a "

@@ -45,6 +45,9 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. The one place a failure becomes one line and exit status 2: the error family of
+    ``core.service.errors`` (UserError and its subclasses), the contract's ModelError and MessageError, missing
+    or existing files, bad values and files this account may not touch. Nothing below prints and exits itself."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
@@ -54,12 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except (FileNotFoundError, FileExistsError, ValueError, ModelError, UserError) as error:
-        # the user's to fix: one line, no traceback
-        logging.getLogger("emo7ion").debug("failed", exc_info=True)
-        print(f"emo7ion {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return user_error(args.command, str(error))
+    except PermissionError as error:  # a file or folder this account may not touch
+        where = f"{error.strerror}: {error.filename}" if error.filename else str(error)
+        return user_error(args.command, f"{where} (run as its owner or as root)")
     except KeyboardInterrupt:
         return 130
+
+
+def user_error(command: str, message: str) -> int:
+    """The user's to fix: one line on stderr, no traceback (it is in the log at DEBUG), exit status 2."""
+    logging.getLogger("emo7ion").debug("failed", exc_info=True)
+    print(f"emo7ion {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

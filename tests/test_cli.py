@@ -1,5 +1,7 @@
 """The installed ``emo7ion`` command explains itself and names bad input."""
 
+import ast
+import importlib
 import json
 import subprocess
 import sys
@@ -8,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from emo7ion.cli import main
+from emo7ion.commands import broker as broker_commands
+from emo7ion.core.service.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SUBCOMMANDS = ["train", "tune", "evaluate", "convert"]
 
@@ -56,3 +62,40 @@ def test_train_refuses_hparams_of_another_model(tmp_path, capsys):
     (tmp_path / "broken.json").write_text("{nope")
     assert main(["train", "--hparams", str(tmp_path / "broken.json"), "--data", str(tmp_path)]) == 2
     assert "not JSON" in capsys.readouterr().err
+
+
+USER_ERRORS = [("core.service.settings", "ConfigError"), ("core.service.broker_errors", "BrokerRefusedError"),
+               ("broker_config.runner", "BrokerError"), ("broker_config.certificates", "CertificateError"),
+               ("edge.detect.base", "DetectorError"), ("edge.sources.base", "SourceUnavailable"),
+               ("edge.sources.video", "RecordingError"), ("edge.outbox", "OutboxError"),
+               ("converter.convert", "ParityError"), ("converter.variants", "ConversionError"),
+               ("training.data", "DataError")]
+"""The error family of issue 20 part 6: each is the user's to fix, and each is a UserError."""
+
+
+@pytest.mark.parametrize("module, name", USER_ERRORS, ids=[name for _, name in USER_ERRORS])
+def test_each_user_error_becomes_one_line_and_status_2_in_the_cli(module, name, monkeypatch, capsys):
+    error = getattr(importlib.import_module(f"emo7ion.{module}"), name)
+    assert issubclass(error, UserError)
+
+    def fails(args):
+        raise error("cut.onnx is 100,000 bytes, not a model")
+
+    monkeypatch.setattr(broker_commands, "run_init", fails)
+    assert main(["broker", "init", "somewhere"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "emo7ion broker: error: cut.onnx is 100,000 bytes, not a model\n" and captured.out == ""
+
+
+def test_only_the_cli_ends_the_process():
+    """No command or library module exits by itself (sys.exit, exit, SystemExit): failures are raised, and
+    cli.main alone decides the status and the line a user reads."""
+    exits = []
+    for folder in ("emo7ion/commands", "core", "edge", "aggregator", "broker_config", "converter", "training"):
+        for file in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(file.read_text())):
+                name = node.func if isinstance(node, ast.Call) else node.exc if isinstance(node, ast.Raise) else None
+                text = ast.unparse(name) if name is not None else ""
+                if text in ("sys.exit", "exit", "quit", "os._exit", "SystemExit") or text.startswith("SystemExit("):
+                    exits.append(f"{file.relative_to(ROOT)}:{node.lineno}")
+    assert exits == []

@@ -43,8 +43,10 @@ def test_int8_model_has_int8_io_and_provenance(converted):
     assert classifier.model_id["variant"] == "int8"
 
 
-def test_max_drop_fails_on_a_broken_calibration(tiny_model, tiny_data, tmp_path, monkeypatch, short_converter):
+def test_max_drop_fails_on_a_broken_calibration(tiny_model, tiny_data, tmp_path, monkeypatch, short_converter,
+                                                capsys):
     # Calibrate int8 on faces 255x too bright (the classic "forgot to scale" bug): activations clip.
+    from emo7ion.cli import main
     from emo7ion.converter import variants
 
     real = variants.convert
@@ -56,6 +58,13 @@ def test_max_drop_fails_on_a_broken_calibration(tiny_model, tiny_data, tmp_path,
     out = tmp_path / "out"
     with pytest.raises(ParityError, match="points below"):
         convert(tiny_model, tiny_data, out, calibration=70, max_drop=1.0, progress=False)
+    assert not out.exists()
+    # the command: a user error like any other, one line from cli.py and exit 2 (it printed FAILED, exit 1)
+    capsys.readouterr()
+    assert main(["convert", str(tiny_model), "--data", str(tiny_data), "--out", str(out), "--calibration", "70",
+                 "--max-drop", "1.0"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("emo7ion convert: error: ") and "points below" in error[-1], error
     assert not out.exists()
     rejected = json.loads((tmp_path / "out.rejected" / "report.json").read_text())
     assert rejected["checks"]["drop_ok"] is False and rejected["checks"]["int8_drop_points"] > 1.0

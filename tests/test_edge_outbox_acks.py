@@ -6,6 +6,8 @@ import sqlite3
 
 import pytest
 
+from emo7ion.core.service.settings import ConfigError
+from emo7ion.edge import config as edge_config
 from emo7ion.edge.outbox import Outbox
 
 
@@ -149,3 +151,26 @@ def test_a_trickle_of_resends_reaches_every_window_in_turn(tmp_path):
         box.broker_took(seq, now=100.0)
     turns = [seqs(box.take_due(now=100.0 + 0.5 * step, limit=1)) for step in range(1, 10)]
     assert turns == [[0], [1], [2]] * 3
+
+
+@pytest.mark.parametrize(("line", "key"), [('delivery = "acks"', "outbox.delivery"),
+                                           ("max_unacked = 0", "outbox.max_unacked"),
+                                           ("resend_s = 0", "outbox.resend_s"),
+                                           ("resend_s = 60\nresend_max_s = 30", "outbox.resend_max_s")])
+def test_a_bad_delivery_key_stops_the_agent_naming_it(tmp_path, line, key):
+    path = tmp_path / "edge.toml"
+    path.write_text(f'venue = "hall-a"\ncamera = "cam-1"\n[source]\npath = "{tmp_path}"\n[outbox]\n{line}\n')
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        edge_config.load(path, environ={})
+
+
+def test_the_delivery_keys_reach_the_config(tmp_path):
+    path = tmp_path / "edge.toml"
+    path.write_text(f'venue = "hall-a"\ncamera = "cam-1"\n[source]\npath = "{tmp_path}"\n[outbox]\ndelivery = "ack"\n'
+                    'max_unacked = 5\nresend_s = 2\nresend_max_s = 8\n')
+    outbox = edge_config.load(path, environ={}).outbox
+    assert (outbox.delivery, outbox.max_unacked, outbox.resend_s, outbox.resend_max_s) == ("ack", 5, 2.0, 8.0)
+    defaults = edge_config.load(None, {"venue": "hall-a", "camera": "cam-1", "source": {"path": str(tmp_path)}},
+                                environ={}).outbox
+    assert (defaults.delivery, defaults.max_unacked, defaults.resend_s, defaults.resend_max_s) == \
+        ("auto", 10_000, 30.0, 600.0)

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from emo7ion.core import emotions, faces
+from emo7ion.core.service.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 """Our split names and the ``Usage`` values of Kaggle's fer2013.csv they stand for."""
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """The data cannot be used as asked; the message names the file or class at fault."""
 
 

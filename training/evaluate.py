@@ -35,24 +35,28 @@ def keras_predictor(path: Path, flip: bool = False) -> tuple[Callable[[np.ndarra
     return predict, {"format": "keras", "flip_average": flip}
 
 
-def tflite_predictor(path: Path, threads: int, interpreter: str | None, flip: bool = False) -> tuple[Callable, dict]:
-    """The device's own classifier (``core.runtime``), flip averaging included, so the figure is the agent's."""
+def tflite_predictor(path: Path, threads: int, interpreter: str | None, flip: bool = False,
+                     allow_unversioned: bool = False) -> tuple[Callable, dict]:
+    """The device's own classifier (``core.runtime``), flip averaging included, so the figure is the agent's;
+    a file without whole provenance is refused as on a device unless ``allow_unversioned``."""
     from emo7ion.core.runtime import EmotionClassifier
 
-    classifier = EmotionClassifier(path, num_threads=threads, interpreter=interpreter, flip_average=flip)
+    classifier = EmotionClassifier(path, num_threads=threads, interpreter=interpreter, flip_average=flip,
+                                   allow_unversioned=allow_unversioned)
     info = {"format": "tflite", "interpreter": classifier.interpreter_name, "input_dtype": classifier.input_dtype,
             "flip_average": flip, **classifier.model_id}
     return classifier.predict, info
 
 
-def load_predictor(model: str | Path, threads: int = 1, interpreter: str | None = None, flip: bool = False):
+def load_predictor(model: str | Path, threads: int = 1, interpreter: str | None = None, flip: bool = False,
+                   allow_unversioned: bool = False):
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} not found")
     if path.suffix == ".keras":
         return keras_predictor(path, flip)
     if path.suffix == ".tflite":
-        return tflite_predictor(path, threads, interpreter, flip)
+        return tflite_predictor(path, threads, interpreter, flip, allow_unversioned)
     raise ValueError(f"{path}: expected a .keras or .tflite model")
 
 
@@ -73,10 +77,11 @@ def predict_all(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batc
 
 
 def evaluate(model: str | Path, data_dir: str | Path, split: str | None = None, batch_size: int = 32,
-             threads: int = 1, interpreter: str | None = None, progress: bool = True, flip: bool = False) -> dict:
+             threads: int = 1, interpreter: str | None = None, progress: bool = True, flip: bool = False,
+             allow_unversioned: bool = False) -> dict:
     """``flip``: each face's probabilities averaged with its mirror image's, as the agent does by default."""
     dataset = datasets.load(data_dir, split)
-    predict, info = load_predictor(model, threads, interpreter, flip)
+    predict, info = load_predictor(model, threads, interpreter, flip, allow_unversioned)
     probabilities, faces_per_second = predict_all(predict, dataset.x, batch_size, progress)
     summary = metrics.summarise(dataset.y, probabilities.argmax(axis=1))
     summary.update({"model": str(model), "data": str(data_dir), "faces_per_second": round(faces_per_second, 1),

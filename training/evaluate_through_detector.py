@@ -175,7 +175,8 @@ def contract_margin(model: str | Path) -> float:
 def evaluate_through_detector(model: str, data_dir: str, detect: Detect, split: str | None = None,
                               margins: Sequence[float] | None = None, canvas: Canvas = Canvas(),
                               flip: bool = True, subset: int | None = None, batch_size: int = 64,
-                              threads: int = 1, interpreter: str | None = None, progress: bool = True) -> dict:
+                              threads: int = 1, interpreter: str | None = None, progress: bool = True,
+                              allow_unversioned: bool = False) -> dict:
     """Detected share, accuracy through the detector at each margin and accuracy in the dataset's framing on the
     same detected faces (``native``), plus the native accuracy of all faces and the detector's box statistics.
 
@@ -185,7 +186,7 @@ def evaluate_through_detector(model: str, data_dir: str, detect: Detect, split: 
     dataset = datasets.load(data_dir, split)
     if subset:
         dataset = dataset.subset(subset)
-    predict, info = load_predictor(model, threads, interpreter, flip)
+    predict, info = load_predictor(model, threads, interpreter, flip, allow_unversioned)
     began = time.perf_counter()
     detected = detect_boxes(dataset.x, detect, canvas, progress)
     detect_s = time.perf_counter() - began

@@ -1,5 +1,16 @@
 """Failures that are the user's to fix (credentials a broker refuses, a camera library that is not installed, a
-port another program holds): the command prints them as one line and exits with status 2, no traceback."""
+port another program holds, detector weights cut short, an int8 model that lost too much accuracy): they are
+raised, never printed where they happen, and ``emo7ion/cli.py`` alone turns them into one line and exit status 2,
+no traceback. A service (edge agent, aggregator) raising one mid-run stops the same way.
+
+The family, each a subclass of :class:`UserError` beside the built-in it used to be (so ``except ValueError``
+elsewhere still holds): ``settings.ConfigError`` (a setting, named), ``broker_errors.BrokerRefusedError``,
+``broker_config.runner.BrokerError`` (and ``CertificateError``), ``edge.detect.base.DetectorError``,
+``edge.sources.base.SourceUnavailable``, ``edge.sources.video.RecordingError``, ``edge.outbox.OutboxError``,
+``converter.convert.ParityError``, ``converter.variants.ConversionError``, ``training.data.DataError``.
+The contract half of core (``core.runtime.ModelError``, ``core.messages.MessageError``) may not import this
+service kit; the CLI names those two beside UserError.
+"""
 
 
 class UserError(Exception):

@@ -15,8 +15,10 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from emo7ion.core.service.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration value the agent cannot start with; the message names the key."""
 
 

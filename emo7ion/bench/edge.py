@@ -45,7 +45,7 @@ def frames_at(images: list[Path], width: int, height: int) -> list[bytes]:
 
 def run(model: str, images: list[Path], sizes: list[tuple[int, int]], detector: dict | None = None,
         frames: int = 20, window_frames: int = 5, flip_average: bool = True,
-        detectors: list[dict] | None = None) -> list[dict]:
+        detectors: list[dict] | None = None, allow_unversioned: bool = False) -> list[dict]:
     """One row per resolution and detector (``detectors``, else ``detector``, else the default). With several
     detectors each frame goes through every detector's pipeline in turn before the next frame, so all of them
     meet the same load from other processes. ``flip_average`` as the agent runs; the classifier's time without
@@ -58,8 +58,8 @@ def run(model: str, images: list[Path], sizes: list[tuple[int, int]], detector: 
         if str(spec.get("type", "")).startswith("centerface"):
             spec.setdefault("threads", 1)
     found = [registry.create(spec) for spec in chosen]
-    classifier = EmotionClassifier(model, num_threads=1, flip_average=flip_average)
-    other = EmotionClassifier(model, num_threads=1, flip_average=not flip_average)
+    classifier = EmotionClassifier(model, num_threads=1, flip_average=flip_average, allow_unversioned=allow_unversioned)
+    other = EmotionClassifier(model, num_threads=1, flip_average=not flip_average, allow_unversioned=allow_unversioned)
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         outbox = Outbox(Path(scratch) / "bench-outbox.sqlite")
@@ -132,11 +132,12 @@ def detector_spec(text: str | None, shared: list[str]) -> dict:
 
 
 def compare(model: str, images: list[Path], sizes: list[tuple[int, int]], detectors: list[dict], frames: int = 20,
-            flip_average: bool = True) -> list[dict]:
+            flip_average: bool = True, allow_unversioned: bool = False) -> list[dict]:
     """:func:`run` with the detectors interleaved frame by frame, and each one's time against the first's:
     ``detect_ratio`` (mean detect ms), ``median_ratio``, ``floor_ratio`` (each photo's fastest detect) and
     ``frame_ratio`` (mean ms per frame)."""
-    rows = run(model, images, sizes, frames=frames, flip_average=flip_average, detectors=detectors)
+    rows = run(model, images, sizes, frames=frames, flip_average=flip_average, detectors=detectors,
+               allow_unversioned=allow_unversioned)
     per_size = len(detectors)
     for start in range(0, len(rows), per_size):
         first = rows[start]

@@ -29,6 +29,8 @@ def register(commands) -> None:
     edge.add_argument("--images", type=Path, required=True,
                       help="folder of crowd photos (in a checkout: ../shared/data/crowd-sample/images)")
     edge.add_argument("--model", type=Path, help="the .tflite classifier (default: the shipped int8 model)")
+    edge.add_argument("--allow-unversioned", action="store_true",
+                      help="run a classifier whose provenance is missing or cut short (refused otherwise)")
     edge.add_argument("--frames", type=int, default=20, help="frames per resolution (default: %(default)s)")
     edge.add_argument("--sizes", default="1280x720,1920x1080", help="comma-separated WxH (default: %(default)s)")
     edge.add_argument("--no-flip", action="store_true",
@@ -131,7 +133,8 @@ def run_edge(args: argparse.Namespace) -> int:
         raise ValueError(f"--sizes {args.sizes!r}: expected e.g. 1280x720,1920x1080") from None
     model = args.model or shipped_model()
     detectors = [edge.detector_spec(text, args.option) for text in args.detector or [None]]
-    results = edge.compare(str(model), images, sizes, detectors, frames=args.frames, flip_average=not args.no_flip)
+    results = edge.compare(str(model), images, sizes, detectors, frames=args.frames, flip_average=not args.no_flip,
+                           allow_unversioned=args.allow_unversioned)
     print(edge.table(results))
     if args.json:
         print(json.dumps(results))

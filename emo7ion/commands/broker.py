@@ -95,24 +95,6 @@ def _credential_options(parser: argparse.ArgumentParser) -> None:
                              "(notes go to stderr)")
 
 
-def _tool_errors(function):
-    """A missing or failing mosquitto_passwd/openssl, or a file this account may not touch, is reported
-    in one line, exit 1."""
-    def wrapper(args: argparse.Namespace) -> int:
-        from emo7ion.broker_config.runner import BrokerError
-
-        try:
-            return function(args)
-        except BrokerError as error:
-            print(f"emo7ion broker: error: {error}", file=sys.stderr)
-        except PermissionError as error:
-            print(f"emo7ion broker: error: {error.strerror}: {error.filename} (run as its owner or as root)",
-                  file=sys.stderr)
-        return 1
-    return wrapper
-
-
-@_tool_errors
 def run_init(args: argparse.Namespace) -> int:
     from emo7ion.broker_config import init_broker
 
@@ -151,7 +133,6 @@ def _print_credentials(credentials, what: str, args: argparse.Namespace) -> int:
     return 0
 
 
-@_tool_errors
 def run_add_camera(args: argparse.Namespace) -> int:
     from emo7ion.broker_config import add_camera
 
@@ -161,7 +142,6 @@ def run_add_camera(args: argparse.Namespace) -> int:
                                            f"emo7ion/v1/{args.venue}/{args.camera}/{where}", args)
 
 
-@_tool_errors
 def run_add_aggregator(args: argparse.Namespace) -> int:
     from emo7ion.broker_config import add_aggregator
 
@@ -170,7 +150,6 @@ def run_add_aggregator(args: argparse.Namespace) -> int:
                               args)
 
 
-@_tool_errors
 def run_add_viewer(args: argparse.Namespace) -> int:
     from emo7ion.broker_config import add_viewer
 

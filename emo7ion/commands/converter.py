@@ -29,20 +29,17 @@ def register(commands) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from emo7ion.converter.convert import ParityError, convert
+    from emo7ion.converter.convert import convert
     from emo7ion.converter.report import table
 
     if args.calibration < 7:
         raise ValueError(f"--calibration {args.calibration}: need at least one face per class (7)")
-    try:
-        command = "emo7ion convert " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("convert") + 1:]) \
-            if "convert" in sys.argv else ""
-        result = convert(args.model, args.data, args.out, val=args.val, calibration=args.calibration,
-                         max_drop=args.max_drop, model_version=args.model_version, progress=sys.stderr.isatty(),
-                         command=command)
-    except ParityError as error:
-        print(f"emo7ion convert: FAILED: {error}", file=sys.stderr)
-        return 1
+    command = "emo7ion convert " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("convert") + 1:]) \
+        if "convert" in sys.argv else ""
+    # A ParityError (int8 lost more than --max-drop) is a user error: one line from cli.py, exit 2
+    result = convert(args.model, args.data, args.out, val=args.val, calibration=args.calibration,
+                     max_drop=args.max_drop, model_version=args.model_version, progress=sys.stderr.isatty(),
+                     command=command)
     print(table(result))
     checks = result["checks"]
     print(f"\nint8 drop {checks['int8_drop_points']:.2f} points (max {checks['max_drop_points']}), "

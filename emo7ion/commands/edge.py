@@ -61,6 +61,9 @@ def register(commands) -> None:
                            epilog=epilog)
     for parser in (run, check):
         parser.add_argument("--config", help="edge.toml")
+        parser.add_argument("--allow-unversioned", dest="set_allow_unversioned", action="store_const", const=True,
+                            help="run a classifier whose provenance is missing or cut short (its windows report "
+                                 "version 'unversioned'); refused otherwise (config: allow_unversioned)")
         for flag, key, text in AGENT_FLAGS:
             parser.add_argument(flag, dest="set_" + key.replace(".", "__"), metavar=key.split(".")[-1].upper(),
                                 help=text)

@@ -89,6 +89,9 @@ def register(commands) -> None:
     evaluate.add_argument("--plot", metavar="FILE", help="write the confusion matrix as a PNG heatmap")
     evaluate.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")
     evaluate.add_argument("--threads", type=int, default=1, help="interpreter threads for .tflite (default: 1)")
+    evaluate.add_argument("--allow-unversioned", action="store_true",
+                          help="evaluate a .tflite whose provenance is missing or cut short (refused otherwise, as "
+                               "on a device)")
     evaluate.add_argument("--interpreter", choices=["ai_edge_litert", "tflite_runtime", "tensorflow"],
                           help="TFLite interpreter to use (default: the first installed)")
     evaluate.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
@@ -165,7 +168,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     flip = bool(args.flip)
     summary = evaluate(args.model, args.data_dir, split=args.split, batch_size=args.batch_size,
                        threads=args.threads, interpreter=args.interpreter, progress=sys.stderr.isatty(),
-                       flip=flip)
+                       flip=flip, allow_unversioned=args.allow_unversioned)
     print(f"model {summary['model']} ({summary['format']}"
           + (", face and mirror averaged" if flip else "")
           + (f", {summary['input_dtype']} input, {summary['interpreter']}" if summary["format"] == "tflite" else "")
@@ -193,7 +196,8 @@ def run_evaluate_through_detector(args: argparse.Namespace) -> int:
                                        margins=margins, canvas=canvas,
                                        flip=True if args.flip is None else args.flip, subset=args.subset,
                                        batch_size=args.batch_size, threads=args.threads,
-                                       interpreter=args.interpreter, progress=True)
+                                       interpreter=args.interpreter, progress=True,
+                                       allow_unversioned=args.allow_unversioned)
     report["detector"] = detector_options(args.detector, args.option)
     print(f"model {report['model']} ({report['format']}"
           + (", face and mirror averaged" if report["flip_average"] else "")
