@@ -7,10 +7,10 @@ import logging
 import threading
 
 FLAGS = (
-    ("--broker", "broker", "mqtt://host:1883 or mqtts://host:8883"),
-    ("--username", "username", "MQTT user (emo7ion broker add-aggregator)"),
-    ("--password", "password", "MQTT password (prefer EMO7ION_AGG__PASSWORD)"),
-    ("--ca-file", "ca_file", "CA certificate for mqtts://"),
+    ("--broker", "broker.url", "mqtt://host:1883 or mqtts://host:8883"),
+    ("--username", "broker.username", "MQTT user (emo7ion broker add-aggregator)"),
+    ("--password", "broker.password", "MQTT password (prefer EMO7ION_AGG__BROKER__PASSWORD)"),
+    ("--ca-file", "broker.ca_file", "CA certificate for mqtts://"),
     ("--client-id", "client_id", "MQTT client id: names the persistent session"),
     ("--shared-group", "shared_group", "join the shared subscription $share/GROUP/... with other aggregators"),
     ("--db", "db", "SQLite file (default ~/.local/share/emo7ion/aggregator.sqlite) or postgresql://user:pass@host/db"),
@@ -39,7 +39,7 @@ def register(commands) -> None:
         epilog="Settings: defaults < --config TOML < EMO7ION_AGG__KEY environment variables < flags.")
     run.add_argument("--config", help="aggregator.toml")
     for flag, key, text in FLAGS:
-        run.add_argument(flag, dest="set_" + key, metavar=key.upper(), help=text)
+        run.add_argument(flag, dest="set_" + key.replace(".", "__"), metavar=key.split(".")[-1].upper(), help=text)
     run.add_argument("--no-discovery", dest="set_discovery", action="store_const", const="false",
                      help="publish no Home Assistant discovery configs (config key discovery = false)")
     run.add_argument("--duration", type=float, help="stop by itself after this many seconds")
@@ -51,7 +51,14 @@ def run_aggregator(args: argparse.Namespace) -> int:
     from emo7ion.aggregator.service import Aggregator
     from emo7ion.core.service import stopping
 
-    overrides = {name[4:]: value for name, value in vars(args).items() if name.startswith("set_") and value}
+    overrides: dict = {}  # the flags given, as nested settings: --username sets broker.username
+    for name, value in vars(args).items():
+        if name.startswith("set_") and value:
+            *tables, key = name[4:].split("__")
+            node = overrides
+            for table in tables:
+                node = node.setdefault(table, {})
+            node[key] = value
     stop = threading.Event()  # the process's one stop event: signals set it, and the broker link on a refusal
     service = Aggregator(load(args.config, overrides), stop)
     stopping.stop_on_signals(stop)

@@ -48,7 +48,7 @@ class Demo:
         self.broker = layout.mosquitto().start()
         broker_url = f"mqtt://127.0.0.1:{layout.port}"
         self.aggregator = Aggregator(aggregator_config.load(None, {
-            "broker": broker_url, "username": central.username, "password": central.password,
+            "broker": {"url": broker_url, "username": central.username, "password": central.password},
             "db": str(self.workdir / "aggregator.sqlite"), "port": self.port, "mood_window_s": self.mood_window_s,
             "offline_after_s": max(60.0, 6 * self.window_s)}, environ={}), self.stop).start()
         for index, (venue, camera, source) in enumerate(self._cameras()):
