@@ -13,7 +13,7 @@ from emo7ion.aggregator.mood import RULES, CameraWeighting
 from emo7ion.core import messages
 from emo7ion.core.service.broker_connection import BrokerSettings
 from emo7ion.core.service.paths import default_file
-from emo7ion.core.service.settings import ConfigError, layered
+from emo7ion.core.service.settings import ConfigError, check_positive, layered
 
 ENV_PREFIX = "EMO7ION_AGG__"
 
@@ -94,6 +94,9 @@ class AggregatorConfig:
     batch_size: int = field(default=500, metadata={"help": "windows per database transaction at most"})
     batch_wait_s: float = field(default=0.2, metadata={"help": "longest wait to fill a batch"})
     queue_size: int = field(default=10_000, metadata={"help": "received, not yet stored (back-pressure beyond)"})
+    ack: bool = field(default=True, metadata={
+        "help": "tell each camera, on emo7ion/v1/VENUE/CAMERA/ack, which of its windows are stored (or refused for "
+                "good) once the batch committed, so its outbox may delete them (docs/architecture.md)"})
     discovery: bool = field(default=True, metadata={"help": "publish Home Assistant MQTT discovery configs"})
     discovery_prefix: str = field(default="homeassistant", metadata={"help": "Home Assistant's discovery prefix"})
 
@@ -129,16 +132,13 @@ class AggregatorConfig:
             raise ConfigError(f"db={self.db!r} must be a SQLite file path or a postgresql:// URL")
         for key in ("retention_days", "mood_window_s", "offline_after_s", "batch_size", "batch_wait_s", "queue_size",
                     "session_expiry_s"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+            check_positive(key, getattr(self, key))
         for key in ("max_connections", "header_timeout_s", "keepalive_timeout_s"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+            check_positive(key, getattr(self, key))
         self.allowed_hosts = ",".join(check_host_names(self.allowed_hosts))
         for key in ("max_streams", "max_clock_skew_s", "max_fps", "max_faces_per_frame", "camera_backlog_s",
                     "max_camera_windows_per_day"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key}={getattr(self, key)!r} must be > 0")
+            check_positive(key, getattr(self, key))
         if not 0 <= self.min_window_s <= messages.MAX_WINDOW_SECONDS:
             raise ConfigError(f"min_window_s={self.min_window_s!r} must be between 0 and "
                               f"{messages.MAX_WINDOW_SECONDS}")

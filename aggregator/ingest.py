@@ -3,9 +3,11 @@ store writes.
 
 QoS 1 messages are acknowledged by hand, and only after the transaction that stored them has
 committed: a ``kill -9`` between receiving and storing leaves the message unacknowledged, and the
-broker's persistent session delivers it again. A bounded queue between the network thread and the
-writer gives back-pressure (the broker queues) instead of unbounded memory. Every rejected message is
-counted by reason and logged with its topic; none stops ingestion.
+broker's persistent session delivers it again. Then each camera is told, on its ack topic, which of its
+windows that batch finished (stored, a duplicate, or refused for good), so that it may delete them from its
+outbox: one publish per camera per batch (``core/messages.py``'s ack contract). A bounded queue between the
+network thread and the writer gives back-pressure (the broker queues) instead of unbounded memory. Every
+rejected message is counted by reason and logged with its topic; none stops ingestion.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class IngestStats:
     connected: bool = False   # the broker link's state, for the API and /metrics
     connections: int = 0   # successful connects
     disconnects: int = 0   # connections lost (not our own stop)
+    acks_sent: int = 0   # ack payloads published to cameras (one per camera per batch, more past 100 ranges)
+    windows_acked: int = 0  # windows those acks covered (a re-sent window is acknowledged again)
     store_ok: bool = True  # the last write committed (False from a failed write until one succeeds)
     log_suppressed: int = 0  # rejection log lines left out by the rate limit
     seq_resets: Counter = field(default_factory=Counter)  # (venue, camera) -> sequence restarts (never missing)
@@ -97,7 +101,9 @@ class Ingest:
         link.handle_messages(self._on_message)
         link.when_connected(self._on_connected)
         link.when_disconnected(self._on_disconnected)
-        link.subscribe(config.subscription, qos=1)
+        # Our own acks and moods are not ours to read: a plain subscription asks the broker to leave them out
+        # (MQTT 5 no local; a shared one may not, so they arrive and are skipped).
+        link.subscribe(config.subscription, qos=1, no_local=not config.shared_group)
 
     def start(self) -> None:
         """The writer; the link is started by the service once every part has registered with it."""
@@ -132,7 +138,7 @@ class Ingest:
 
     def _receive(self, client, message: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
-        if messages.is_mood_topic(message.topic):  # our own output, seen through the wildcard
+        if messages.is_mood_topic(message.topic) or messages.is_ack_topic(message.topic):  # aggregators' output
             client.ack(message.mid, message.qos)
             return
         try:
@@ -246,7 +252,24 @@ class Ingest:
         self.stats.batches += 1
         for _, mid, qos in batch:
             self.link.ack(mid, qos)
+        if self.config.ack:
+            self._acknowledge(batch)
         self.changes.bump({item.venue for item, _, _ in batch})
+
+    def _acknowledge(self, batch: list) -> None:
+        """Tell each camera of the batch which of its windows are finished with: every window of a batch that
+        committed is (stored, a duplicate, or refused: resending a refused window would only be refused again)."""
+        seqs: dict[tuple[str, str], list[int]] = {}
+        for item, _, _ in batch:
+            window = item.window if isinstance(item, Refused) else item
+            if isinstance(window, messages.Window):
+                seqs.setdefault((window.venue, window.camera), []).append(window.seq)
+        for (venue, camera), numbers in seqs.items():
+            topic = messages.ack_topic(venue, camera)
+            for payload in messages.ack_payloads(venue, camera, self.config.identity, numbers):
+                self.link.publish(topic, payload, qos=1)
+                self.stats.acks_sent += 1
+            self.stats.windows_acked += len(set(numbers))
 
     def _isolate(self, batch: list) -> tuple[int, int]:
         stored = duplicates = 0

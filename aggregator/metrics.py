@@ -19,6 +19,10 @@ def render_metrics(stats, camera_rows: list[dict]) -> str:
                [("", stats.duplicates)])
         metric("emo7ion_messages_rejected_total", "counter", "messages rejected by validation",
                [(f'{{reason="{reason}"}}', count) for reason, count in sorted(stats.rejected.items())] or [("", 0)])
+        metric("emo7ion_acks_sent_total", "counter", "ack messages published to cameras (one per camera per stored "
+               "batch)", [("", stats.acks_sent)])
+        metric("emo7ion_windows_acked_total", "counter", "windows those acks covered (stored, duplicate or refused)",
+               [("", stats.windows_acked)])
         metric("emo7ion_store_errors_total", "counter", "failed store transactions (retried)",
                [("", stats.store_errors)])
         metric("emo7ion_broker_connected", "gauge", "1 while connected to the broker", [("", int(stats.connected))])

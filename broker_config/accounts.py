@@ -11,15 +11,13 @@ from pathlib import Path
 from emo7ion.broker_config import acl, credentials
 from emo7ion.broker_config.credentials import Credentials
 from emo7ion.broker_config.layout import BrokerLayout
-from emo7ion.core.messages import check_id
-
-RESERVED_CAMERA_IDS = ("mood",)
-"""``emo7ion/v1/{venue}/mood/{zone}`` is venue mood: a camera called "mood" would publish into it."""
+from emo7ion.core.messages import RESERVED_CAMERA_IDS, camera_client_id, check_id
 
 
 def camera_username(venue: str, camera: str) -> str:
-    """Also the camera's client id: the broker config makes every client's id its user name."""
-    return f"camera.{check_id(venue, 'venue')}.{check_id(camera, 'camera')}"
+    """Also the camera's client id (core.messages.camera_client_id, whose id rules it shares): the broker config
+    makes every client's id its user name."""
+    return camera_client_id(venue, camera)
 
 
 def aggregator_username(name: str) -> str:
@@ -38,11 +36,12 @@ tables; the aggregator reads it with ``venues_file`` (issue 20: a camera's zone 
 def add_camera(directory: str | Path, venue: str, camera: str, rotate: bool = False,
                zone: str | None = None) -> Credentials:
     """Credentials for one camera, which may publish only under ``emo7ion/v1/{venue}/{camera}/`` and read
-    nothing. ``rotate`` gives an existing camera a new password (the old one stops working). ``zone``: the
-    camera's zone, recorded in ``DIR/venues.toml`` for the aggregator (a camera given one again moves there)."""
-    username = camera_username(venue, camera)
-    if camera in RESERVED_CAMERA_IDS:
+    only its own ``.../ack``. ``rotate`` gives an existing camera a new password (the old one stops working).
+    ``zone``: the camera's zone, recorded in ``DIR/venues.toml`` for the aggregator (a camera given one again
+    moves there)."""
+    if camera in RESERVED_CAMERA_IDS:  # before camera_username, whose error does not say why
         raise ValueError(f"camera id {camera!r} is reserved: emo7ion/v1/{venue}/{camera}/... are venue mood topics")
+    username = camera_username(venue, camera)
     if zone is not None:
         check_id(zone, "zone")
     credentials = _add(directory, username, acl.camera_rules(venue, camera), f"camera {venue}/{camera}", rotate)

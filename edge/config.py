@@ -16,6 +16,7 @@ from emo7ion.core import messages
 from emo7ion.core.service.broker_connection import BrokerSettings
 from emo7ion.core.service.paths import default_file
 from emo7ion.core.service.settings import ConfigError, layered
+from emo7ion.core.service.settings import check_positive as _positive
 from emo7ion.edge.outbox import DELIVERY_MODES
 
 log = logging.getLogger(__name__)
@@ -226,11 +227,6 @@ class EdgeConfig:
 def _choice(key: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}={value!r} must be one of {', '.join(map(str, allowed))}")
-
-
-def _positive(key: str, value: float, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{key}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None,

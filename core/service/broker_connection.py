@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from emo7ion.core.service import broker_errors
-from emo7ion.core.service.settings import ConfigError
+from emo7ion.core.service.settings import ConfigError, check_positive
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -100,8 +100,7 @@ class BrokerSettings:
         if self.ca_file and not Path(self.ca_file).is_file():
             raise ConfigError(f"{prefix}ca_file {self.ca_file!r} does not exist")
         for key in ("keepalive_s", "reconnect_min_s"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{prefix}{key}={getattr(self, key)!r} must be > 0")
+            check_positive(prefix + key, getattr(self, key))
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ConfigError(f"{prefix}reconnect_max_s must be >= {prefix}reconnect_min_s")
 

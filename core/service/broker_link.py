@@ -55,7 +55,7 @@ class BrokerLink:
         self.disconnects = 0   # connections lost (not our own stop, not a refused CONNACK)
         self.refused: str | None = None  # the broker's permanent refusal, in one line
         self._last_failure = ""
-        self._subscriptions: dict[str, int] = {}
+        self._subscriptions: dict[str, tuple[int, bool]] = {}  # topic -> (qos, no_local)
         self._on_connected: list[Callable[[bool], None]] = []
         self._on_disconnected: list[Callable[[], None]] = []
         self._lock = threading.Lock()
@@ -69,12 +69,19 @@ class BrokerLink:
 
     # -- what others hand the link
 
-    def subscribe(self, topic: str, qos: int = 1) -> None:
-        """Subscribe now if connected, and again on every reconnect."""
+    def subscribe(self, topic: str, qos: int = 1, no_local: bool = False) -> None:
+        """Subscribe now if connected, and again on every reconnect. ``no_local``: the broker does not send us
+        what we publish ourselves (MQTT 5; not allowed on a shared subscription)."""
         with self._lock:
-            self._subscriptions[topic] = qos
+            self._subscriptions[topic] = (qos, no_local)
         if self.connected.is_set():
-            self.client.subscribe(topic, qos=qos)
+            self.client.subscribe([self._filter(topic, qos, no_local)])
+
+    @staticmethod
+    def _filter(topic: str, qos: int, no_local: bool):
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        return topic, SubscribeOptions(qos=qos, noLocal=no_local)
 
     def handle_messages(self, handler: Callable[[mqtt.Client, object, mqtt.MQTTMessage], None]) -> None:
         """paho's ``on_message(client, userdata, message)``, on the network thread."""
@@ -159,7 +166,7 @@ class BrokerLink:
         if self.status_topic:
             client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
         with self._lock:
-            subscriptions = list(self._subscriptions.items())
+            subscriptions = [self._filter(topic, *options) for topic, options in self._subscriptions.items()]
         if subscriptions:
             log.info("subscribing to %s", ", ".join(topic for topic, _ in subscriptions))
             client.subscribe(subscriptions)

@@ -17,8 +17,8 @@ def register(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Mosquitto 2.x for Emo7ion: a broker directory with TLS, no anonymous access and\n"
                     "per-identity ACLs. Cameras may publish only under emo7ion/v1/<venue>/<camera>/ and read\n"
-                    "nothing; aggregators read emo7ion/v1/# (shared subscriptions too) and publish venue mood;\n"
-                    "viewers read venue mood.",
+                    "only their own .../ack; aggregators read emo7ion/v1/# (shared subscriptions too) and publish\n"
+                    "venue mood and the cameras' acks; viewers read venue mood.",
         epilog="typical use:\n"
                "  emo7ion broker init /var/lib/emo7ion-broker --host broker.example.org\n"
                "  emo7ion broker add-aggregator /var/lib/emo7ion-broker central\n"
@@ -56,8 +56,8 @@ def register(commands) -> None:
     camera = actions.add_parser(
         "add-camera", help="credentials for a camera (publishes its own topics only)",
         description="Create the user camera.VENUE.CAMERA with a random password (hashed by mosquitto_passwd) "
-                    "that may publish only under emo7ion/v1/VENUE/CAMERA/ and read nothing, and print the "
-                    "password once.")
+                    "that may publish only under emo7ion/v1/VENUE/CAMERA/ and read only its own "
+                    "emo7ion/v1/VENUE/CAMERA/ack, and print the password once.")
     camera.add_argument("directory", metavar="DIR", help="broker directory made by 'emo7ion broker init'")
     camera.add_argument("venue", metavar="VENUE", help="venue id: 1-64 of a-z, 0-9, '-', '_'")
     camera.add_argument("camera", metavar="CAMERA", help="camera id, unique within the venue (same rules)")
@@ -70,8 +70,8 @@ def register(commands) -> None:
     aggregator = actions.add_parser(
         "add-aggregator", help="credentials for an aggregator (reads all cameras, publishes mood)",
         description="Create the user aggregator.NAME with a random password that may read emo7ion/v1/# "
-                    "(plain or $share/GROUP/... subscriptions) and publish only emo7ion/v1/+/mood and "
-                    "emo7ion/v1/+/mood/+; print the password once.")
+                    "(plain or $share/GROUP/... subscriptions) and publish only emo7ion/v1/+/mood, "
+                    "emo7ion/v1/+/mood/+ and the cameras' emo7ion/v1/+/+/ack; print the password once.")
     aggregator.add_argument("directory", metavar="DIR", help="broker directory made by 'emo7ion broker init'")
     aggregator.add_argument("name", metavar="NAME", help="aggregator name (1-64 of a-z, 0-9, '-', '_')")
     _credential_options(aggregator)
@@ -85,6 +85,17 @@ def register(commands) -> None:
     viewer.add_argument("name", metavar="NAME", help="viewer name (1-64 of a-z, 0-9, '-', '_')")
     _credential_options(viewer)
     viewer.set_defaults(handler=run_add_viewer)
+
+    migrate = actions.add_parser(
+        "migrate-acl", help="give an existing broker directory's users the rules this version writes",
+        description="Add to each camera, aggregator and viewer block of DIR/acl the rules 'add-camera', "
+                    "'add-aggregator' and 'add-viewer' write today and it lacks (issue 18: a camera reads its own "
+                    "emo7ion/v1/VENUE/CAMERA/ack, an aggregator writes emo7ion/v1/+/+/ack). Nothing is removed; "
+                    "other users are left alone; running it again changes nothing. Prints what it added "
+                    "(docs/migration.md).")
+    migrate.add_argument("directory", metavar="DIR", help="broker directory made by 'emo7ion broker init'")
+    migrate.add_argument("--dry-run", action="store_true", help="print what would be added, change nothing")
+    migrate.set_defaults(handler=run_migrate_acl)
 
 
 def _credential_options(parser: argparse.ArgumentParser) -> None:
@@ -155,3 +166,22 @@ def run_add_viewer(args: argparse.Namespace) -> int:
 
     credentials = add_viewer(args.directory, args.name, rotate=args.rotate)
     return _print_credentials(credentials, f"viewer {args.name} may read venue mood", args)
+
+
+def run_migrate_acl(args: argparse.Namespace) -> int:
+    from emo7ion.broker_config import BrokerLayout, acl
+
+    layout = BrokerLayout.load(args.directory)
+    with layout.locked():
+        added = acl.migrate(layout.acl, dry_run=args.dry_run)
+    if not added:
+        print(f"{layout.acl}: up to date, nothing changed")
+        return 0
+    rules = sum(len(lines) for lines in added.values())
+    print(f"{layout.acl}: {'would add' if args.dry_run else 'added'} {rules} rule(s) for {len(added)} user(s)")
+    for user, lines in added.items():
+        for line in lines:
+            print(f"  {user}: {line}")
+    if not args.dry_run:
+        print(RELOAD_NOTE)
+    return 0
