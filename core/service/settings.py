@@ -22,6 +22,13 @@ class ConfigError(UserError, ValueError):
     """A configuration value the agent cannot start with; the message names the key."""
 
 
+def check_positive(key: str, value: float, allow_zero: bool = False) -> None:
+    """The one check for counts, periods and limits that must be above zero (or zero, where zero means "off"):
+    a ConfigError naming ``key``. NaN is refused too (it compares false with everything)."""
+    if not (value > 0 or (allow_zero and value == 0)):
+        raise ConfigError(f"{key}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
+
+
 def coerce(key: str, kind: Any, value: Any) -> Any:
     """``value`` (from TOML, an environment variable, a flag or a plugin's options) as the declared type: the one
     conversion every setting goes through. A ConfigError names ``key``."""
