@@ -259,3 +259,74 @@ def test_dashboard_shows_people_where_cameras_send_them(live, tmp_path):
         for selector in ("#people-in-view", "#people-seen", "#dwell"):
             box = page.eval_on_selector(selector, "e => e.getBoundingClientRect().toJSON()")
             assert box["width"] > 0 and box["bottom"] <= WALL[1], (selector, box)
+
+
+LONG_VENUES = ["concert-hall", "grand-concert-hall-north-wing",
+               "the-grand-old-concert-hall-of-the-city-with-a-very-long-name-x"]  # the demo's, longer, the longest id
+HEADER_ITEMS = [".brand", "#venue-title", ".picker", "#live"]
+
+
+def header_boxes(page) -> list[dict]:
+    """The header's items left to right, each with its box, the title's text widths and whether it overflows."""
+    return page.evaluate("""(selectors) => selectors.flatMap(s => [...document.querySelectorAll(s)]).map(e => {
+        const r = e.getBoundingClientRect();
+        return {id: e.id || e.className, left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+                scroll: e.scrollWidth, client: e.clientWidth};
+    })""", HEADER_ITEMS)
+
+
+def assert_header_sound(page, width: int) -> None:
+    """No header item overlaps the next one on its row, and the page does not scroll sideways."""
+    boxes = header_boxes(page)
+    for i, one in enumerate(boxes):
+        for other in boxes[i + 1:]:
+            same_row = one["top"] < other["bottom"] and other["top"] < one["bottom"]
+            apart = one["right"] <= other["left"] + 1 or other["right"] <= one["left"] + 1
+            assert not same_row or apart, f"{one['id']} overlaps {other['id']}: {boxes}"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def title_shown(page, venue: str) -> dict:
+    wait_for_text(page, "#venue-title", venue)
+    page.wait_for_timeout(200)  # the layout after the new name
+    return page.eval_on_selector("#venue-title", "e => ({scroll: e.scrollWidth, client: e.clientWidth, "
+                                 "height: e.getBoundingClientRect().height, top: e.getBoundingClientRect().top})")
+
+
+def test_a_long_venue_name_stays_readable_in_the_header(live, tmp_path):
+    """The title was the header's one shrinking item: 'concert-hall' showed as "c" at 1280x860 in the demo. Now the
+    name keeps its width (a 64-character id is cut with an ellipsis, but stays the widest item) and the pickers and
+    the live pill give way; below 1200 px the controls move to a second row."""
+    for venue in LONG_VENUES:
+        for camera, zone in (("stage-left", "stage"), ("balcony", "balcony-upper-left")):
+            live.publish_status(venue, camera, "online", zone=zone)
+            live.publish_window(venue, camera, {"happy": 4, "neutral": 2}, zone=zone)
+    assert live.wait_stored(2 * len(LONG_VENUES))
+    demo, longer, longest = LONG_VENUES
+    with open_dashboard(f"{live.url}/#venue={demo}", tmp_path / "header-1280x860.png", viewport=(1280, 860)) as page:
+        wait_for_attribute(page, "#live", "data-state", "open")
+        for venue in (demo, longer):
+            page.select_option("#venue", venue)
+            shown = title_shown(page, venue)
+            assert shown["scroll"] <= shown["client"] + 1, f"{venue!r} is cut at 1280 px: {shown}"
+            assert shown["top"] < 30, "the title left the header's one row"
+            assert_header_sound(page, 1280)
+        page.select_option("#venue", longest)
+        shown = title_shown(page, longest)
+        assert shown["client"] >= 0.3 * 1280, f"the longest id is squeezed: {shown}"
+        assert max(b["right"] - b["left"] for b in header_boxes(page)) == shown["client"], "not the widest item"
+        assert_header_sound(page, 1280)
+        page.screenshot(path=str(tmp_path / "header-longest-1280.png"))
+
+        page.set_viewport_size({"width": 1024, "height": 768})
+        page.wait_for_function("window.innerWidth === 1024")
+        page.select_option("#venue", longer)
+        shown = title_shown(page, longer)
+        assert shown["scroll"] <= shown["client"] + 1, f"{longer!r} is cut at 1024 px: {shown}"
+        assert_header_sound(page, 1024)
+
+        page.set_viewport_size({"width": NARROW[0], "height": NARROW[1]})
+        page.wait_for_function(f"window.innerWidth === {NARROW[0]}")
+        shown = title_shown(page, longer)
+        assert shown["client"] >= 0.7 * (NARROW[0] - 40), f"the title on a narrow screen: {shown}"
+        assert_header_sound(page, NARROW[0])
