@@ -86,10 +86,11 @@ class Agent:
             self.publisher = Publisher(config.venue, config.camera, config.broker, self.outbox, model, config.zone,
                                        self.stop)
         self._next_seq = 0  # without an outbox, which hands out sequence numbers otherwise
-        self.tracker = Tracker(config.track.iou, config.track.max_gap_s, config.track.max_jump)
+        self.tracker = Tracker(config.track.iou, config.track.max_gap_s, config.track.max_jump,
+                               min_px=config.track.min_px)
         self.window = WindowCounter(config.venue, config.camera, config.window_s, config.min_people, model,
                                     config.zone, now=time.time(), min_track_frames=config.track.min_frames,
-                                    min_person_px=config.track.min_px,
+                                    min_person_px=config.track.min_px, min_seen_s=config.track.min_seen_s,
                                     min_faces=config.min_faces or 0)
         self.topic = messages.camera_topic(config.venue, config.camera, "counts")
         self.stats = Stats()

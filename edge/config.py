@@ -147,6 +147,9 @@ class TrackConfig:
     min_px: float = field(default=32.0, metadata={
         "help": "a track counts as a person once its face was this many pixels tall in a detection (the size the "
                 "classifier reads; smaller faces still count as face detections)"})
+    min_seen_s: float = field(default=1.0, metadata={
+        "help": "a track counts as a person once its face was at least min_px tall (smoothed over its detections) "
+                "for this many seconds in one stretch: a face in view long enough to read, not a flicker"})
 
     def validate(self) -> None:
         if not 0.0 < self.iou <= 1.0:
@@ -155,6 +158,7 @@ class TrackConfig:
         _positive("track.max_gap_s", self.max_gap_s)
         _positive("track.min_frames", self.min_frames)
         _positive("track.min_px", self.min_px, allow_zero=True)
+        _positive("track.min_seen_s", self.min_seen_s, allow_zero=True)
 
 
 @dataclass

@@ -10,9 +10,12 @@ enters the view during a pan is expected to move with the others, not to stand s
 detector frame at least ``max_gap_s`` after its last detection does not find it again.
 
 What a track is made of, and why that is all: a box, a velocity, the times it was first and last detected and
-its hit count. No pixels, no crop, no appearance embedding or face descriptor: a person who leaves the view and
-comes back is a new track, on purpose. ``Track.number`` is a counter local to this process that only lets the
-window tell tracks apart in memory; it is never published, logged or persisted (docs/security.md).
+its hit count, and how long its face has been big enough to read (``readable_s``: its height, smoothed against the
+detector's jitter of a pixel or two, at least ``min_px`` in one stretch of detections; the window counts a person
+by it, the rule of the bench's truth: a face in view at >= 32 px for >= 1 s). No pixels, no crop, no appearance
+embedding or face descriptor: a person who leaves the view and comes back is a new track, on purpose.
+``Track.number`` is a counter local to this process that only lets the window tell tracks apart in memory; it
+is never published, logged or persisted (docs/security.md).
 
 The assignment is greedy rather than Hungarian (docs/architecture.md, "Tracking people"): on crowd frames it
 chose the same pairs as ``scipy.optimize.linear_sum_assignment`` and ``lap.lapjv`` while needing neither
@@ -34,6 +37,11 @@ from emo7ion.edge.detect.boxes import iou_matrix
 VELOCITY_GAIN = 0.5
 """How much a new measurement of a track's velocity moves the estimate (the filter's beta): smooths the
 detector's jitter of a few pixels, follows a walking person within two or three detections."""
+HEIGHT_GAIN = 0.5
+"""How much a new detection's height moves the track's smoothed height. CenterFace's box height jitters by ~2%
+from frame to frame (median 0.7-1 px, 90th percentile 1.7-2.4 px on bench people's band-pan), so a face of 31-33
+px crosses 32 px and back many times a second: its tallest box says "readable" for a face that is not, and a
+stretch of raw heights >= 32 px breaks on one short box."""
 
 
 @dataclass(eq=False, repr=False)  # no repr: a track's number and box never end up in a log line or traceback
@@ -59,9 +67,17 @@ class Track:
     reading: object = None
     """The classifier's last reading of this face (a ``Prediction``), reused on the frames between detector
     frames (``detect_every``), so the classifier runs only where the detector did."""
+    height: float = 0.0
+    """The face's height in pixels, smoothed over its detections (``HEIGHT_GAIN``)."""
+    readable_since: float | None = None
+    """When the current stretch of detections with ``height`` >= the tracker's ``min_px`` began (None: not in one)."""
+    readable_s: float = 0.0
+    """The longest such stretch so far, first to last detection, in seconds: how long the face was seen big enough
+    to read (the window counts a person by it, ``min_seen_s``)."""
 
     def __post_init__(self):
         self.tallest = max(self.tallest, float(self.box[3]))
+        self.height = self.height or float(self.box[3])
 
     def predict(self, ts: float) -> np.ndarray:
         """Where the box should be at ``ts``: the last detection moved on at the estimated velocity."""
@@ -103,13 +119,16 @@ def greedy_assignment(iou: np.ndarray, threshold: float) -> list[tuple[int, int]
 
 
 class Tracker:
-    def __init__(self, iou: float = 0.3, max_gap_s: float = 1.0, max_jump: float = 1.0, assign=greedy_assignment):
+    def __init__(self, iou: float = 0.3, max_gap_s: float = 1.0, max_jump: float = 1.0, assign=greedy_assignment,
+                 min_px: float = 0.0):
         """``iou``: the least overlap of a box with a track's predicted box to continue it; ``max_gap_s``: a track
         not found again for this long ends at the next detector frame that misses it; ``max_jump``: a box that
         overlaps no track still continues the nearest free one whose predicted centre is at most this many face
         sizes away and whose size is within 1.5x (0 = overlap only); ``assign(iou, threshold)``:
-        the matching, replaceable only to measure the alternatives (scripts/measure_track_assignment.py)."""
+        the matching, replaceable only to measure the alternatives (scripts/measure_track_assignment.py);
+        ``min_px``: the smoothed face height from which a track's ``readable_s`` runs."""
         self.iou = iou
+        self.min_px = min_px
         self.max_jump = max_jump
         self.assign = assign
         self.max_gap_s = max_gap_s
@@ -147,6 +166,7 @@ class Tracker:
         for index, track in enumerate(assigned):
             if track is None:
                 assigned[index] = Track(next(self._numbers), boxes[index].copy(), ts, ts, velocity=drift.copy())
+                self._readable(assigned[index], ts)
         still = [t for t in self.live if id(t) in matched or ts - t.last_ts <= self.max_gap_s]
         ended += [t for t in self.live if not (id(t) in matched or ts - t.last_ts <= self.max_gap_s)]
         self.live = still + [t for t in assigned if id(t) not in matched]
@@ -178,8 +198,7 @@ class Tracker:
             return np.median(velocities, axis=0)
         return np.zeros(4)
 
-    @staticmethod
-    def _correct(track: Track, box: np.ndarray, ts: float) -> None:
+    def _correct(self, track: Track, box: np.ndarray, ts: float) -> None:
         elapsed = ts - track.last_ts
         if elapsed > 0:
             measured = (box - track.box) / elapsed
@@ -187,6 +206,19 @@ class Tracker:
             track.velocity = track.velocity + gain * (measured - track.velocity)
         track.box = box.copy()
         track.tallest = max(track.tallest, float(box[3]))
+        track.height += HEIGHT_GAIN * (float(box[3]) - track.height)
         track.last_ts = ts
         track.hits += 1
         track.found_last = True
+        self._readable(track, ts)
+
+    def _readable(self, track: Track, ts: float) -> None:
+        """Extend or break the track's stretch at a readable size with its detection at ``ts``. A detector frame
+        that misses the face does not break it: whether the face is still there is the track's own question
+        (``max_gap_s``); a smoothed height under ``min_px`` does."""
+        if track.height >= self.min_px:
+            if track.readable_since is None:
+                track.readable_since = ts
+            track.readable_s = max(track.readable_s, ts - track.readable_since)
+        else:
+            track.readable_since = None

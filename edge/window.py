@@ -5,9 +5,10 @@ multiples of their length in UTC, so every camera of a venue closes its windows 
 
 People, not face detections (docs/architecture.md, "Tracking people"):
 
-- A track counts as a person in a window when it has at least ``min_track_frames`` frames in that window and its
-  face was at least ``min_person_px`` tall in some detection (the size the classifier reads; smaller faces still
-  count as face detections).
+- A track counts as a person in a window when it has at least ``min_track_frames`` frames in that window, its
+  face was at least ``min_person_px`` tall in some detection and it was seen at a readable size (the tracker's
+  smoothed height >= its ``min_px``) for ``min_seen_s`` in one stretch (the size the classifier reads, long
+  enough not to be a flicker; smaller or briefer faces still count as face detections).
   ``people`` is the number of such tracks; ``entered`` those counted for the first time (a person lingering
   over several windows is in ``people`` of each and in ``entered`` of the first only).
 - Each person votes once per window: the argmax of the mean of the track's class probabilities over its frames
@@ -69,12 +70,13 @@ def _probabilities(prediction: Prediction) -> np.ndarray:
 class WindowCounter:
     def __init__(self, venue: str, camera: str, length_s: float, min_people: int, model: dict[str, str],
                  zone: str | None = None, now: float = 0.0, min_track_frames: int = 3, min_faces: int = 0,
-                 min_person_px: float = 0.0):
+                 min_person_px: float = 0.0, min_seen_s: float = 0.0):
         self.venue, self.camera, self.zone = venue, camera, zone or None
         self.length_s = length_s
         self.min_people = min_people
         self.min_track_frames = max(1, min_track_frames)
         self.min_person_px = min_person_px
+        self.min_seen_s = min_seen_s
         self.min_faces = min_faces
         self.model = dict(model)
         self.anchor = 0.0  # the grid of window boundaries: the epoch (see restart for recordings)
@@ -139,7 +141,8 @@ class WindowCounter:
         (shutdown); after a stall longer than a window the next one starts at ``now``, not in the past."""
         end = max(min(now, self.end), self.start + SHORTEST_WINDOW_S) if early else self.end
         persons = [p for p in self._present.values()
-                   if p.frames >= self.min_track_frames and p.track.tallest >= self.min_person_px]
+                   if p.frames >= self.min_track_frames and p.track.tallest >= self.min_person_px
+                   and p.track.readable_s >= self.min_seen_s - 1e-9]
         counted = {p.track.number for p in persons}
         entered = sum(not p.track.counted for p in persons)
         for person in persons:
