@@ -17,6 +17,8 @@ FLAGS = (
     ("--host", "host", "HTTP bind address (default 127.0.0.1)"),
     ("--port", "port", "HTTP port (default 8080)"),
     ("--token", "token", "require this bearer token on the API (prefer EMO7ION_AGG__TOKEN)"),
+    ("--allowed-hosts", "allowed_hosts", "names the dashboard is reached by besides localhost, comma-separated (the "
+                                         "Host header; anything else is refused: DNS rebinding)"),
     ("--mood-window", "mood_window_s", "seconds of the venue mood's sliding window (default 300)"),
     ("--mood-camera-weight", "mood_camera_weight", "equal (default: each camera weighs the same in a mood) or "
                                                    "capped (by its people, at most --mood-camera-cap x the median)"),
