@@ -1,7 +1,8 @@
 """Failures that are the user's to fix (credentials a broker refuses, a camera library that is not installed, a
 port another program holds, detector weights cut short, an int8 model that lost too much accuracy): they are
 raised, never printed where they happen, and ``emo7ion/cli.py`` alone turns them into one line and exit status 2,
-no traceback. A service (edge agent, aggregator) raising one mid-run stops the same way.
+no traceback. A service that meets one after it started (a broker refusing its credentials) stops and
+re-raises it in the main thread, so it ends the same way.
 
 The family, each a subclass of :class:`UserError` beside the built-in it used to be (so ``except ValueError``
 elsewhere still holds): ``settings.ConfigError`` (a setting, named), ``broker_errors.BrokerRefusedError``,
