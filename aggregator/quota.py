@@ -38,6 +38,9 @@ class WindowQuota:
     def __init__(self, backlog_s: float, per_day: int):
         self.backlog_s, self.per_day = backlog_s, per_day
         self._cameras: dict[tuple[str, str], _Camera] = {}
+        self._days: dict[int, dict[tuple[str, str], int]] = {}
+        """Day -> {camera: windows stored that day}, the cameras whose state counts that day: ``today`` is asked
+        after every batch, and walking every camera's state for it cost ingest 5% over 25,000 cameras."""
 
     def _state(self, key: tuple[str, str], now: float) -> _Camera:
         state = self._cameras.get(key)
@@ -45,14 +48,22 @@ class WindowQuota:
             state = self._cameras[key] = _Camera(self.backlog_s, now, int(now // DAY_S), 0)
         return state
 
+    def _count(self, key: tuple[str, str], state: _Camera, day: int, today: int) -> None:
+        """Set a camera's day and count, keeping ``_days`` in step (only counts above 0, as ``today`` lists)."""
+        old = self._days.get(state.day)
+        if old is not None and old.pop(key, None) is not None and not old:
+            del self._days[state.day]
+        state.day, state.today = day, today
+        if today:
+            self._days.setdefault(day, {})[key] = today
+
     def batch(self, now: float) -> QuotaBatch:
         """A batch's admissions, applied only by :meth:`QuotaBatch.commit` (after the batch's transaction)."""
         return QuotaBatch(self, now)
 
     def today(self, now: float) -> dict[tuple[str, str], int]:
         """Windows stored today per camera (cameras with any)."""
-        day = int(now // DAY_S)
-        return {key: state.today for key, state in self._cameras.items() if state.day == day and state.today}
+        return dict(self._days.get(int(now // DAY_S), {}))
 
 
 class QuotaBatch:
@@ -94,4 +105,4 @@ class QuotaBatch:
             budget, today = self._current(key)
             state = self.quota._state(key, self.now)
             state.budget_s, state.at = budget - spent, max(state.at, self.now)
-            state.day, state.today = int(self.now // DAY_S), today + admitted
+            self.quota._count(key, state, int(self.now // DAY_S), today + admitted)

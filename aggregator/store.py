@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from emo7ion.aggregator.quota import WindowQuota
+from emo7ion.aggregator.quota import QuotaBatch, WindowQuota
 from emo7ion.aggregator.zones import UNDECLARED, Zones
 from emo7ion.core import emotions, messages
 
@@ -52,6 +52,9 @@ OVERLAPPING = ("SELECT 1 FROM windows WHERE venue = ? AND camera = ? AND end_ts 
                "AND start_ts < ? AND NOT (seq = ? AND start_ts = ?) LIMIT 1")
 """Another window of the camera that shares any time with [start, end) (more than ``OVERLAP_TOLERANCE_S``);
 ``end_ts < end + MAX_WINDOW_SECONDS`` bounds the index range (no window is longer)."""
+QUESTION_ROWS = 500
+"""Windows (or cameras) asked about in one statement: 7 parameters each stays under SQLite's and PostgreSQL's
+limits on parameters per statement whatever ``batch_size`` is."""
 OVERLAP_TOLERANCE_S = 0.0005
 """Times travel as milliseconds: windows that touch share at most a float's rounding error, and windows that share
 one millisecond or more overlap (issue 20: stacked 10 ms windows once passed under a 10 ms tolerance)."""
@@ -92,6 +95,18 @@ UPSERT_SEEN = ("INSERT INTO cameras (venue, camera, zone, state, last_seen) VALU
                "ON CONFLICT (venue, camera) DO UPDATE SET last_seen = "
                "CASE WHEN cameras.last_seen IS NULL OR excluded.last_seen > cameras.last_seen "
                f"THEN excluded.last_seen ELSE cameras.last_seen END, {ZONE_UPDATE}")
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _overlaps(stored, seq: int, start: float, end: float) -> bool:
+    """Whether a window [start, end) of ``seq`` shares time with one of ``stored`` (seq, start, end) of its camera,
+    the condition of :data:`OVERLAPPING`."""
+    return any(start + OVERLAP_TOLERANCE_S < other_end < end + messages.MAX_WINDOW_SECONDS
+               and other_start < end - OVERLAP_TOLERANCE_S and not (other_seq == seq and other_start == start)
+               for other_seq, other_start, other_end in stored)
 
 
 class WriteResult(NamedTuple):
@@ -205,16 +220,23 @@ class CameraBucket:
 
 
 class Store:
-    """Thread-safe facade; one connection, used under a lock (SQLite) or per call (PostgreSQL)."""
+    """Thread-safe facade; two connections, each under its own lock: one writes (the ingest's batches, statuses,
+    retention), one reads (the API, the mood publisher), so that neither waits for the other. An in-memory SQLite
+    database has one connection for both (a second would open another, empty, database)."""
 
     def __init__(self, url: str):
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         self._lock = threading.RLock()
         self._db = self._connect()
+        self._shared_reader = not self.postgres and (url in ("", ":memory:") or "mode=memory" in url)
+        self._read_lock = self._lock if self._shared_reader else threading.RLock()
+        self._reader = self._db if self._shared_reader else None  # connected on the first read
         with self._lock:
             if self.postgres:  # concurrent CREATE ... IF NOT EXISTS can collide: one replica at a time
                 self._execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+            else:  # likewise two processes' "no such column yet, add it" on one file
+                self._begin()
             for statement in SCHEMA:
                 self._execute(statement)
             self._add_camera_columns()
@@ -237,7 +259,7 @@ class Store:
             query = f"SELECT to_regclass('{PEOPLE_TABLE}') IS NOT NULL"
         else:
             query = f"SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '{PEOPLE_TABLE}'"
-        with self._lock:
+        with self._read_lock:
             return bool(self._query(query)[0][0])
 
     def _people_known(self) -> bool:
@@ -256,13 +278,17 @@ class Store:
 
     # -- engine differences, kept here
 
-    def _connect(self):
+    def _connect(self, reading: bool = False):
+        """The writer's connection, or (``reading``) the reads' own: reads then never wait for a batch's write to
+        finish, nor a batch for a mood's reads (they took turns on one connection under one lock, and the mood
+        publisher's queries held back ingest: issue 18 part 4). SQLite's WAL lets readers run beside the writer;
+        a PostgreSQL reader is in autocommit, so it never sits idle in a transaction."""
         if self.postgres:
             try:
                 import psycopg
             except ImportError as error:
                 raise RuntimeError("PostgreSQL needs psycopg 3: pip install 'psycopg[binary]'") from error
-            return psycopg.connect(self.url, autocommit=False)
+            return psycopg.connect(self.url, autocommit=reading)
         db = sqlite3.connect(self.url, check_same_thread=False, timeout=30.0)
         db.create_function("floor", 1, math.floor, deterministic=True)  # not every SQLite build has it
         db.execute("PRAGMA journal_mode=WAL")
@@ -275,6 +301,16 @@ class Store:
     def _execute(self, statement: str, params: Sequence = ()):
         return self._db.execute(self._sql(statement), params)
 
+    def _executemany(self, statement: str, rows: list) -> int:
+        """One statement for many rows (PostgreSQL: pipelined); the rows it changed, in all."""
+        if not rows:
+            return 0
+        if self.postgres:
+            with self._db.cursor() as cursor:
+                cursor.executemany(self._sql(statement), rows)
+                return max(cursor.rowcount, 0)
+        return max(self._db.executemany(statement, rows).rowcount, 0)
+
     def _commit(self) -> None:
         self._db.commit()
 
@@ -286,16 +322,20 @@ class Store:
         self._db.rollback()
 
     def _query(self, statement: str, params: Sequence = ()) -> list:
-        """A read's rows. On PostgreSQL the read's transaction is ended at once: a connection left idle in
-        a transaction holds its locks (and may be cut by idle_in_transaction_session_timeout)."""
-        try:
-            rows = self._execute(statement, params).fetchall()
-            if self.postgres:
-                self._commit()
-        except Exception:
-            self._rollback()
-            raise
-        return rows
+        """A read's rows, on the reads' connection (under ``_read_lock``). In autocommit on PostgreSQL, so a
+        read holds no locks after it; a connection the server closed (restart, fail-over) is opened again on the
+        next read."""
+        if self._shared_reader:
+            try:
+                return self._execute(statement, params).fetchall()
+            except Exception:
+                self._rollback()
+                raise
+        if self._reader is None or (self.postgres and self._reader.closed):
+            if self._reader is not None:
+                log.warning("PostgreSQL read connection lost; reconnecting")
+            self._reader = self._connect(reading=True)
+        return self._reader.execute(self._sql(statement), params).fetchall()
 
     # -- writing
 
@@ -308,96 +348,164 @@ class Store:
         is not its camera's (``zones``: declared, else the first it reported) and, with a ``quota``, a window
         beyond its camera's budget of window time or day's cap are refused too (``refused``, with the reason).
         ``refused`` (the argument): windows judged unbelievable elsewhere, whose seqs are accounted for (not
-        missing) but not stored. The quota is spent only once the batch has committed."""
+        missing) but not stored. The quota is spent only once the batch has committed.
+
+        The windows are judged in order, each against what is stored and what this batch stored before it, as if
+        stored one by one; the database is asked a fixed number of questions per batch (the cameras' rows, the
+        stored windows each window could collide with), not several per window (issue 18 part 4)."""
         if not windows and not refused:
             return WriteResult(0, 0, [])
         received = time.time() if received is None else received
         zones = zones if zones is not None else Zones()
-        admissions = quota.batch(received) if quota is not None else None
-        stored, duplicates, overlapping, judged, accounted = 0, 0, [], [], []
-        seen: dict[tuple[str, str], tuple[str | None, float, bool]] = {}
-        camera_zones: dict[tuple[str, str], str | None] = {}
+        timed = [(w, w.start.timestamp(), w.end.timestamp()) for w in windows]
         with self._lock:
-            people_table = self._people_table
-            try:
-                for w in windows:
-                    start, end = w.start.timestamp(), w.end.timestamp()
-                    key = (w.venue, w.camera)
-                    if key not in camera_zones:
-                        camera_zones[key] = self._camera_zone(w.venue, w.camera)
-                    zone = zones.judge(w.venue, w.camera, w.zone, camera_zones[key])
-                    if zone.refuse:
-                        judged.append((w, "zone"))
-                        accounted.append((w, True))
-                        continue
-                    if refuse_overlaps and self._execute(OVERLAPPING, (
-                            w.venue, w.camera, start + OVERLAP_TOLERANCE_S, end + messages.MAX_WINDOW_SECONDS,
-                            end - OVERLAP_TOLERANCE_S, w.seq, start)).fetchall():
-                        overlapping.append(w)
-                        accounted.append((w, True))
-                        continue
-                    reason = admissions.admit(w) if admissions is not None else None
-                    if reason is not None:
-                        judged.append((w, reason))
-                        accounted.append((w, True))
-                        continue
-                    row = (w.venue, w.camera, w.seq, start, end, zone.zone, w.frames, w.faces, int(w.withheld),
-                           *[None if w.counts is None else w.counts[label] for label in emotions.LABELS],
-                           w.mean_confidence, w.model.get("sha256", ""), w.model.get("version"), received)
-                    if max(self._execute(INSERT_WINDOW, row).rowcount, 0):
-                        if w.has_people:
-                            if not people_table:
-                                self._create_people_table()
-                                people_table = True
-                            self._execute(INSERT_PEOPLE, (
-                                w.venue, w.camera, w.seq, start, end, zone.zone, w.people, w.entered, w.in_view,
-                                w.dwell_s, w.ended,
-                                *[None if w.votes is None else w.votes[label] for label in emotions.LABELS]))
-                        stored += 1
-                        accounted.append((w, True))
-                        if zone.force or camera_zones[key] is None:
-                            camera_zones[key] = zone.zone  # declared, or the first zone it reported
-                        seen[key] = (camera_zones[key], max(seen.get(key, (None, 0.0))[1], end), zone.force)
-                    else:
-                        duplicates += 1
-                        if admissions is not None:
-                            admissions.refund(w)
-                for (venue, camera), (zone_id, last, force) in seen.items():
-                    self._execute(UPSERT_SEEN, (venue, camera, zone_id, last, int(force)))
-                resets = self._account(accounted + [(w, False) for w in refused])
-                self._commit()
-            except Exception:
-                self._rollback()
-                raise
-            self._people_table = people_table
+            for _attempt in range(3):
+                admissions = quota.batch(received) if quota is not None else None
+                try:
+                    result = self._write_batch(timed, received, refuse_overlaps, refused, zones, admissions)
+                except Exception:
+                    self._rollback()
+                    raise
+                if result is not None:
+                    break
+            else:
+                raise RuntimeError("windows were stored concurrently by another writer three times in a row")
         if admissions is not None:
             admissions.commit()
+        return result
+
+    def _write_batch(self, timed: list[tuple[messages.Window, float, float]], received: float,
+                     refuse_overlaps: bool, refused: Sequence[messages.Window], zones: Zones,
+                     admissions: QuotaBatch | None) -> WriteResult | None:
+        """One try of :meth:`add_windows` under the lock, committed; None (rolled back) when another writer stored
+        one of the windows between the question and the insert (PostgreSQL: a new camera's first windows, whose
+        row there was nothing to lock yet), so the caller asks again."""
+        stored, duplicates, overlapping, judged, accounted = 0, 0, [], [], []
+        seen: dict[tuple[str, str], tuple[str | None, float, bool]] = {}
+        self._begin()
+        cameras = sorted({(w.venue, w.camera) for w, _, _ in timed} | {(w.venue, w.camera) for w in refused})
+        rows = self._camera_rows(cameras)
+        camera_zones = {key: row[0] for key, row in rows.items()}
+        stored_before = self._colliding(timed) if timed else {}
+        batch_stored: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
+        new_rows, people_rows = [], []
+        for w, start, end in timed:
+            key = (w.venue, w.camera)
+            zone = zones.judge(w.venue, w.camera, w.zone, camera_zones.get(key))
+            if zone.refuse:
+                judged.append((w, "zone"))
+                accounted.append((w, start, end, True))
+                continue
+            before = stored_before.get(key, ())
+            mine = batch_stored.get(key, ())
+            if refuse_overlaps and (_overlaps(before, w.seq, start, end) or _overlaps(mine, w.seq, start, end)):
+                overlapping.append(w)
+                accounted.append((w, start, end, True))
+                continue
+            reason = admissions.admit(w) if admissions is not None else None
+            if reason is not None:
+                judged.append((w, reason))
+                accounted.append((w, start, end, True))
+                continue
+            if any(seq == w.seq and first == start for seq, first, _ in before) \
+                    or any(seq == w.seq and first == start for seq, first, _ in mine):
+                duplicates += 1
+                if admissions is not None:
+                    admissions.refund(w)
+                continue
+            new_rows.append((w.venue, w.camera, w.seq, start, end, zone.zone, w.frames, w.faces, int(w.withheld),
+                             *[None if w.counts is None else w.counts[label] for label in emotions.LABELS],
+                             w.mean_confidence, w.model.get("sha256", ""), w.model.get("version"), received))
+            if w.has_people:
+                people_rows.append((w.venue, w.camera, w.seq, start, end, zone.zone, w.people, w.entered,
+                                    w.in_view, w.dwell_s, w.ended,
+                                    *[None if w.votes is None else w.votes[label] for label in emotions.LABELS]))
+            batch_stored.setdefault(key, []).append((w.seq, start, end))
+            stored += 1
+            accounted.append((w, start, end, True))
+            if zone.force or camera_zones.get(key) is None:
+                camera_zones[key] = zone.zone  # declared, or the first zone it reported
+            seen[key] = (camera_zones[key], max(seen.get(key, (None, 0.0))[1], end), zone.force)
+        if new_rows and self._executemany(INSERT_WINDOW, new_rows) != len(new_rows):
+            self._rollback()  # another writer stored one of them since we asked: ask again
+            return None
+        if people_rows:
+            if not self._people_table:
+                self._create_people_table()
+            self._executemany(INSERT_PEOPLE, people_rows)
+        self._executemany(UPSERT_SEEN, [(venue, camera, zone_id, last, int(force))
+                                        for (venue, camera), (zone_id, last, force) in sorted(seen.items())])
+        made = [key for key in seen if key not in rows]  # rows this batch made (or another writer made meanwhile)
+        if made:
+            rows.update(self._camera_rows(sorted(made)))
+        resets = self._account(rows, accounted + [(w, w.start.timestamp(), w.end.timestamp(), False)
+                                                  for w in refused])
+        self._commit()
+        if people_rows:
+            self._people_table = True
         return WriteResult(stored, duplicates, overlapping, judged, resets)
 
-    def _camera_zone(self, venue: str, camera: str) -> str | None:
-        row = self._execute("SELECT zone FROM cameras WHERE venue = ? AND camera = ?", (venue, camera)).fetchone()
-        return None if row is None else row[0]
+    def _begin(self) -> None:
+        """SQLite: take the write lock before the batch's first question, so that what it reads stays true until it
+        commits (another aggregator on the same file waits, as it would for the commit). PostgreSQL: the camera
+        rows are locked by :meth:`_camera_rows` instead."""
+        if not self.postgres and not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
 
-    def _account(self, windows: list[tuple[messages.Window, bool]]) -> dict[tuple[str, str], int]:
-        """Inside the batch's transaction: advance each camera's sequence accounting (cameras with a row); the
-        sequence restarts seen, per camera (only cameras with any)."""
-        by_camera: dict[tuple[str, str], list[tuple[messages.Window, bool]]] = {}
-        for window, dated in windows:
-            by_camera.setdefault((window.venue, window.camera), []).append((window, dated))
-        lock = " FOR UPDATE" if self.postgres else ""
+    def _camera_rows(self, cameras: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+        """(zone, max_seq, last_end, missing) of those of ``cameras`` (sorted) that have a row; on PostgreSQL the
+        rows are locked until the batch commits, in one order for every writer (no deadlock between replicas)."""
+        lock = " FOR UPDATE OF c" if self.postgres else ""
+        rows: dict[tuple[str, str], tuple] = {}
+        for part in _chunks(cameras, QUESTION_ROWS):
+            values = ", ".join(["(?, ?)"] * len(part))
+            for venue, camera, *row in self._execute(
+                    f"WITH b (venue, camera) AS (VALUES {values}) SELECT c.venue, c.camera, c.zone, c.max_seq, "
+                    f"c.last_end, c.missing FROM b CROSS JOIN cameras c WHERE c.venue = b.venue AND "
+                    f"c.camera = b.camera ORDER BY c.venue, c.camera{lock}",
+                    [value for key in part for value in key]).fetchall():
+                rows[venue, camera] = tuple(row)
+        return rows
+
+    def _colliding(self, timed: list[tuple[messages.Window, float, float]]
+                   ) -> dict[tuple[str, str], list[tuple[int, float, float]]]:
+        """Per camera, the stored windows (seq, start, end) that share time with a window of the batch or have its
+        seq and start (the store's key): what :data:`OVERLAPPING` asks window by window, in a few statements."""
+        found: dict[tuple[str, str], set[tuple[int, float, float]]] = {}
+        for part in _chunks(timed, QUESTION_ROWS):
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part))
+            params = [value for w, start, end in part
+                      for value in (w.venue, w.camera, w.seq, start, start + OVERLAP_TOLERANCE_S,
+                                    end + messages.MAX_WINDOW_SECONDS, end - OVERLAP_TOLERANCE_S)]
+            for venue, camera, seq, start, end in self._execute(
+                    f"WITH b (venue, camera, seq, start_ts, low, high, top) AS (VALUES {values}) "
+                    "SELECT w.venue, w.camera, w.seq, w.start_ts, w.end_ts FROM b CROSS JOIN windows w "
+                    "WHERE w.venue = b.venue AND w.camera = b.camera AND w.end_ts > b.low AND w.end_ts < b.high "
+                    "AND (w.start_ts < b.top OR (w.seq = b.seq AND w.start_ts = b.start_ts))", params).fetchall():
+                found.setdefault((venue, camera), set()).add((int(seq), float(start), float(end)))
+        return {key: list(windows) for key, windows in found.items()}
+
+    def _account(self, rows: dict[tuple[str, str], tuple],
+                 windows: list[tuple[messages.Window, float, float, bool]]) -> dict[tuple[str, str], int]:
+        """Inside the batch's transaction: advance each camera's sequence accounting (cameras with a row, ``rows``
+        as read under the batch's lock); the sequence restarts seen, per camera (only cameras with any)."""
+        by_camera: dict[tuple[str, str], list[tuple[messages.Window, float, float, bool]]] = {}
+        for item in windows:
+            by_camera.setdefault((item[0].venue, item[0].camera), []).append(item)
         resets: dict[tuple[str, str], int] = {}
+        updates = []
         for (venue, camera), items in by_camera.items():
-            row = self._execute(f"SELECT max_seq, last_end, missing FROM cameras WHERE venue = ? AND camera = ?{lock}",
-                                (venue, camera)).fetchone()
+            row = rows.get((venue, camera))
             if row is None:
                 continue
-            state = SeqState(row[0], row[1], int(row[2] or 0))
-            for window, dated in items:
-                state.account(window.seq, window.start.timestamp(), window.end.timestamp(), dated)
-            self._execute("UPDATE cameras SET max_seq = ?, last_end = ?, missing = ? WHERE venue = ? AND camera = ?",
-                          (state.max_seq, state.last_end, state.missing, venue, camera))
+            state = SeqState(row[1], row[2], int(row[3] or 0))
+            for window, start, end, dated in items:
+                state.account(window.seq, start, end, dated)
+            updates.append((state.max_seq, state.last_end, state.missing, venue, camera))
             if state.resets:
                 resets[venue, camera] = state.resets
+        self._executemany("UPDATE cameras SET max_seq = ?, last_end = ?, missing = ? WHERE venue = ? AND camera = ?",
+                          sorted(updates, key=lambda update: update[3:]))
         return resets
 
     def set_status(self, status: messages.Status, zones: Zones | None = None) -> None:
@@ -444,7 +552,7 @@ class Store:
     # -- reading
 
     def venues(self) -> list[VenueRow]:
-        with self._lock:
+        with self._read_lock:
             rows = self._query(
                 "SELECT venue, COUNT(*), MAX(last_seen) FROM cameras GROUP BY venue ORDER BY venue")
             zones = self._query("SELECT DISTINCT venue, zone FROM cameras WHERE zone IS NOT NULL "
@@ -459,7 +567,7 @@ class Store:
         if venue:
             query += " WHERE venue = ?"
             params = (venue,)
-        with self._lock:
+        with self._read_lock:
             rows = self._query(query + " ORDER BY venue, camera", params)
         return [CameraRow(venue=v, camera=c, zone=z, state=s, last_seen=seen, agent=agent,
                           model=json.loads(model) if model else None, health=json.loads(health) if health else None,
@@ -471,7 +579,7 @@ class Store:
         """Per camera, the windows of ``venue`` (and zone) that ended in (since, until]: counts summed."""
         where, params = self._where(venue, since, until, zone)
         sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
-        with self._lock:
+        with self._read_lock:
             rows = self._query(f"SELECT camera, {sums}, COUNT(*), COALESCE(SUM(withheld), 0) FROM windows "
                                f"WHERE {where} GROUP BY camera ORDER BY camera", params)
         return [CameraTotals(camera=camera, counts={label: int(v) for label, v in zip(emotions.LABELS, sums_row)},
@@ -485,7 +593,7 @@ class Store:
         if not self._people_known():
             return []
         where, params = self._where(venue, since, until, zone)
-        with self._lock:
+        with self._read_lock:
             rows = self._query(f"SELECT camera, start_ts, end_ts, people, entered, in_view, dwell_s, ended, "
                                f"{', '.join(VOTE_COLUMNS)} FROM {PEOPLE_TABLE} WHERE {where} "
                                f"ORDER BY camera, start_ts", params)
@@ -502,13 +610,13 @@ class Store:
         where, params = self._where(venue, since, until, zone)
         sums = ", ".join(f"COALESCE(SUM({label}), 0)" for label in emotions.LABELS)
         bucket = "FLOOR(end_ts / ?) * ?"
-        with self._lock:
+        with self._read_lock:
             rows = self._query(f"SELECT {bucket} AS bucket, camera, {sums} FROM windows WHERE {where} "
                                f"GROUP BY bucket, camera ORDER BY bucket, camera", (step, step, *params))
         votes: dict[tuple[float, str], dict[str, int] | None] = {}
         if self._people_known():
             vote_sums = ", ".join(f"SUM({column})" for column in VOTE_COLUMNS)
-            with self._lock:
+            with self._read_lock:
                 people_rows = self._query(f"SELECT {bucket} AS bucket, camera, {vote_sums} FROM {PEOPLE_TABLE} "
                                           f"WHERE {where} GROUP BY bucket, camera", (step, step, *params))
             for t, camera, *sums_row in people_rows:  # SUM of only NULLs (every window withheld) is NULL
@@ -541,3 +649,6 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._read_lock:
+            if self._reader is not None and not self._shared_reader:
+                self._reader.close()

@@ -3,7 +3,10 @@
 Publishers (separate processes, so the aggregator's share of the CPU is its own) send one QoS 1 window
 per camera every ``period_s`` seconds. Each window's end time is its publish time, so the store's
 receive time minus it is the publish-to-stored latency. Reports the sustained rate stored, latency
-p50/p99, the CPU and memory of each process, and how many windows were lost (must be 0).
+p50/p99, the CPU and memory of each process, and how many windows were lost (must be 0). One or more
+aggregator processes (a shared subscription), on SQLite or PostgreSQL.
+
+:func:`in_process` measures the aggregator's own work per window (parse, judge, store) without the network.
 """
 
 from __future__ import annotations
@@ -74,26 +77,39 @@ def _publisher(port: int, cameras: list[tuple[str, str]], period_s: float, durat
 
 
 def run(cameras: int = 2000, period_s: float = 5.0, duration_s: float = 20.0, publishers: int = 2,
-        workdir: Path | None = None, drain_timeout_s: float = 60.0) -> dict:
+        workdir: Path | None = None, drain_timeout_s: float = 60.0, aggregators: int = 1, db: str = "",
+        profile: Path | None = None) -> dict:
+    """One step: ``aggregators`` processes (more than one share one subscription, ``--shared-group bench``) on
+    ``db`` (default: a new SQLite file; a postgresql:// URL must name a database with no windows yet). ``profile``:
+    a folder where each aggregator's sampled profile is written (emo7ion/bench/sampler.py)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="emo7ion-bench-ingest-"))
+    db = db or str(workdir / "bench.sqlite")
+    if _is_postgres(db) and _count(db) > 0:
+        raise ValueError(f"--db {db}: give an empty database (its windows table holds windows already)")
     port = free_port()
     conf = workdir / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "max_queued_messages 1000000\nmax_inflight_messages 1000\n")
     broker = Mosquitto(conf, port).start()
-    db = workdir / "bench.sqlite"
-    http_port = free_port()
-    aggregator = subprocess.Popen([sys.executable, "-m", "emo7ion", "--log-level", "WARNING", "aggregator", "run",
-                                   "--broker", f"mqtt://127.0.0.1:{port}", "--db", str(db), "--port", str(http_port),
-                                   "--client-id", "bench-aggregator"], stdout=subprocess.DEVNULL)
+    processes: list[subprocess.Popen] = []
     try:
-        wait_for_port(http_port, timeout=60, process=aggregator)
+        for i in range(aggregators):
+            http_port = free_port()
+            client_id = "bench-aggregator" if aggregators == 1 else f"bench-aggregator-{i + 1}"
+            report = str(Path(profile or ".") / f"{client_id}.txt")
+            sampler = [] if profile is None else ["-m", "emo7ion.bench.sampler", report]
+            argv = [sys.executable, *sampler, "-m", "emo7ion", "--log-level", "WARNING", "aggregator", "run",
+                    "--broker", f"mqtt://127.0.0.1:{port}", "--db", db, "--port", str(http_port),
+                    "--client-id", client_id]
+            processes.append(subprocess.Popen(argv + (["--shared-group", "bench"] if aggregators > 1 else []),
+                                              stdout=subprocess.DEVNULL))
+            wait_for_port(http_port, timeout=60, process=processes[-1])  # one by one: each makes or checks the schema
         time.sleep(1.0)  # subscribed
         names = [(f"venue-{i // 50:03d}", f"cam-{i % 50:02d}") for i in range(cameras)]
         shares = [names[i::publishers] for i in range(publishers)]
         sent = multiprocessing.Array("q", publishers)
         start_at = time.time() + 1.0
-        before = {"mosquitto": proc_usage(broker.process.pid), "aggregator": proc_usage(aggregator.pid)}
+        before = _usage(broker, processes)
         workers = [multiprocessing.Process(target=_publisher, args=(port, share, period_s, duration_s, start_at,
                                                                     sent, i)) for i, share in enumerate(shares)]
         for worker in workers:
@@ -103,23 +119,48 @@ def run(cameras: int = 2000, period_s: float = 5.0, duration_s: float = 20.0, pu
         total_sent = int(sum(sent))
         stored = _wait_stored(db, total_sent, drain_timeout_s)
         elapsed = time.time() - start_at
-        after = {"mosquitto": proc_usage(broker.process.pid), "aggregator": proc_usage(aggregator.pid)}
+        after = _usage(broker, processes)
         figures = _figures(db)
     finally:
-        aggregator.terminate()
-        try:
-            aggregator.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            aggregator.kill()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
         broker.stop()
     usage = {name: {"cpu_percent": round(100 * (after[name][0] - before[name][0]) / elapsed, 1),
                     "rss_mb": round(after[name][1] / 2**20, 1)} for name in after}
+    usage["aggregator"] = {"cpu_percent": round(sum(usage[n]["cpu_percent"] for n in usage if n != "mosquitto"), 1),
+                           "rss_mb": max(usage[n]["rss_mb"] for n in usage if n != "mosquitto")}
     return {"cameras": cameras, "period_s": period_s, "offered_per_s": round(cameras / period_s, 1),
-            "duration_s": duration_s, "sent": total_sent, "stored": stored, "lost": total_sent - stored,
-            **figures, "processes": usage}
+            "duration_s": duration_s, "aggregators": aggregators, "db": "postgresql" if _is_postgres(db) else "sqlite",
+            "sent": total_sent, "stored": stored, "lost": total_sent - stored, **figures, "processes": usage}
 
 
-def _wait_stored(db: Path, expected: int, timeout: float) -> int:
+def _usage(broker: Mosquitto, aggregators: list[subprocess.Popen]) -> dict[str, tuple[float, int]]:
+    usage = {"mosquitto": proc_usage(broker.process.pid)}
+    for i, process in enumerate(aggregators):
+        usage[f"aggregator-{i + 1}"] = proc_usage(process.pid)
+    return usage
+
+
+def _is_postgres(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def _rows(db: str, sql: str) -> list[tuple]:
+    if _is_postgres(db):
+        import psycopg
+
+        with psycopg.connect(db, connect_timeout=10) as connection:
+            return connection.execute(sql).fetchall()
+    with sqlite3.connect(db, timeout=30) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def _wait_stored(db: str, expected: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     stored = -1
     while time.monotonic() < deadline:
@@ -130,15 +171,18 @@ def _wait_stored(db: Path, expected: int, timeout: float) -> int:
     return stored
 
 
-def _count(db: Path) -> int:
-    with sqlite3.connect(db, timeout=30) as connection:
-        return connection.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
+def _count(db: str) -> int:
+    try:
+        return int(_rows(db, "SELECT COUNT(*) FROM windows")[0][0])
+    except Exception as error:  # noqa: BLE001  no windows table yet (a new database)
+        if "windows" in str(error):
+            return 0
+        raise
 
 
-def _figures(db: Path) -> dict:
-    with sqlite3.connect(db, timeout=30) as connection:
-        latencies = sorted(r[0] for r in connection.execute("SELECT received_ts - end_ts FROM windows"))
-        first, last = connection.execute("SELECT MIN(received_ts), MAX(received_ts) FROM windows").fetchone()
+def _figures(db: str) -> dict:
+    latencies = sorted(float(r[0]) for r in _rows(db, "SELECT received_ts - end_ts FROM windows"))
+    first, last = _rows(db, "SELECT MIN(received_ts), MAX(received_ts) FROM windows")[0]
     if not latencies:
         return {"stored_per_s": 0.0, "latency_p50_s": None, "latency_p99_s": None}
 
@@ -150,13 +194,72 @@ def _figures(db: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'cameras':>8} {'offered/s':>10} {'stored/s':>9} {'p50 s':>7} {'p99 s':>7} {'lost':>6} "
-            f"{'mosq CPU%':>10} {'agg CPU%':>9} {'agg MB':>7}")
+    head = (f"{'cameras':>8} {'aggs':>4} {'db':>10} {'offered/s':>10} {'stored/s':>9} {'p50 s':>7} {'p99 s':>7} "
+            f"{'lost':>6} {'mosq CPU%':>10} {'agg CPU%':>9} {'agg MB':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['cameras']:>8} {r['offered_per_s']:>10.0f} {r['stored_per_s']:>9.0f} "
-                     f"{r['latency_p50_s'] or 0:>7.3f} {r['latency_p99_s'] or 0:>7.3f} {r['lost']:>6} "
-                     f"{r['processes']['mosquitto']['cpu_percent']:>10.1f} "
+        lines.append(f"{r['cameras']:>8} {r['aggregators']:>4} {r['db']:>10} {r['offered_per_s']:>10.0f} "
+                     f"{r['stored_per_s']:>9.0f} {r['latency_p50_s'] or 0:>7.3f} {r['latency_p99_s'] or 0:>7.3f} "
+                     f"{r['lost']:>6} {r['processes']['mosquitto']['cpu_percent']:>10.1f} "
                      f"{r['processes']['aggregator']['cpu_percent']:>9.1f} "
                      f"{r['processes']['aggregator']['rss_mb']:>7.1f}")
     return "\n".join(lines)
+
+
+def in_process(cameras: int = 25000, rounds: int = 4, batch_size: int = 500, db: str = "") -> dict:
+    """The aggregator's work per window without the network, on one thread: parse (core/messages.py), judge
+    (plausibility), store (store.add_windows with the zones and the quota, in batches of ``batch_size``, as the
+    ingest's writer does), for ``rounds`` windows of each of ``cameras`` cameras (interleaved, as they arrive).
+    Thread CPU time per stage: what other processes on the machine move least."""
+    from emo7ion.aggregator import plausibility
+    from emo7ion.aggregator.changes import Changes
+    from emo7ion.aggregator.config import AggregatorConfig
+    from emo7ion.aggregator.quota import WindowQuota
+    from emo7ion.aggregator.store import Store
+    from emo7ion.aggregator.zones import Zones
+
+    workdir = Path(tempfile.mkdtemp(prefix="emo7ion-bench-ingest-"))
+    config = AggregatorConfig(db=db or str(workdir / "bench.sqlite"))
+    now = time.time()
+    first = now - (rounds + 2) * 5.0
+    counts = dict.fromkeys(emotions.LABELS, 1)
+    names = [(f"venue-{i // 50:03d}", f"cam-{i % 50:02d}") for i in range(cameras)]
+    stream = [(messages.camera_topic(venue, camera, "counts"), messages.window_payload(messages.Window(
+        venue=venue, camera=camera, seq=r, start=dt.datetime.fromtimestamp(first + 5.0 * r, dt.UTC),
+        end=dt.datetime.fromtimestamp(first + 5.0 * (r + 1), dt.UTC), frames=10, faces=7, counts=counts,
+        mean_confidence=0.7, model=MODEL))) for r in range(rounds) for venue, camera in names]
+    store = Store(config.db)
+    zones, changes = Zones(config.venues), Changes()
+    quota = WindowQuota(config.camera_backlog_s, config.max_camera_windows_per_day)
+    spent = dict.fromkeys(("parse", "judge", "store"), 0.0)
+    stored = 0
+    clock = time.thread_time
+    started, wall = clock(), time.perf_counter()
+    try:
+        for i in range(0, len(stream), batch_size):
+            a = clock()
+            windows = [messages.parse(topic, payload) for topic, payload in stream[i:i + batch_size]]
+            b = clock()
+            refused = [w for w in windows if plausibility.judge(w, now, config) is not None]
+            c = clock()
+            result = store.add_windows([w for w in windows if w not in refused], refused=refused, zones=zones,
+                                       quota=quota)
+            changes.bump({w.venue for w in windows})
+            stored += result.stored
+            spent["parse"] += b - a
+            spent["judge"] += c - b
+            spent["store"] += clock() - c
+    finally:
+        store.close()
+    cpu = clock() - started
+    return {"cameras": cameras, "windows": len(stream), "stored": stored, "batch_size": batch_size,
+            "cpu_s": round(cpu, 2), "wall_s": round(time.perf_counter() - wall, 2),
+            "windows_per_cpu_s": round(len(stream) / cpu), **{f"{stage}_us": round(1e6 * s / len(stream), 1)
+                                                               for stage, s in spent.items()}}
+
+
+def in_process_table(result: dict) -> str:
+    return (f"{result['stored']} of {result['windows']} windows stored ({result['cameras']} cameras, batches of "
+            f"{result['batch_size']}) in {result['cpu_s']} s of CPU ({result['wall_s']} s wall): "
+            f"{result['windows_per_cpu_s']} windows per CPU second; per window: parse {result['parse_us']} us, "
+            f"judge {result['judge_us']} us, store {result['store_us']} us")

@@ -91,6 +91,16 @@ def register(commands) -> None:
     ingest.add_argument("--rate", type=float, default=1.0, help="speed-up: windows come RATE times as often")
     ingest.add_argument("--duration", type=float, default=20.0, help="seconds of publishing per step")
     ingest.add_argument("--publishers", type=int, default=2, help="publisher processes (default: %(default)s)")
+    ingest.add_argument("--aggregators", type=int, default=1,
+                        help="aggregator processes sharing one subscription (default: %(default)s)")
+    ingest.add_argument("--db", default="", help="a postgresql:// URL of an empty database (default: a new SQLite "
+                                                 "file)")
+    ingest.add_argument("--profile", type=Path, metavar="DIR",
+                        help="write each aggregator's sampled profile (every thread) to DIR/<client id>.txt")
+    ingest.add_argument("--in-process", action="store_true",
+                        help="no network: parse, judge and store --cameras windows x --rounds in this process, and "
+                             "print the CPU time per window of each stage")
+    ingest.add_argument("--rounds", type=int, default=4, help="--in-process: windows per camera (default: %(default)s)")
     ingest.add_argument("--json", action="store_true")
     ingest.set_defaults(handler=run_ingest)
 
@@ -150,9 +160,21 @@ def run_ingest(args: argparse.Namespace) -> int:
         raise ValueError(f"--cameras {args.cameras!r}: expected numbers like 2000,10000") from None
     if args.rate <= 0 or args.period <= 0 or args.duration <= 0 or min(steps) < 1:
         raise ValueError("--rate, --period, --duration and --cameras must be positive")
+    if args.aggregators < 1 or args.rounds < 1:
+        raise ValueError("--aggregators and --rounds must be positive")
+    if args.in_process:
+        results = [ingest.in_process(cameras, args.rounds, db=args.db) for cameras in steps]
+        for result in results:
+            print(ingest.in_process_table(result), flush=True)
+        if args.json:
+            print(json.dumps(results))
+        return 0
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     rows = []
     for cameras in steps:
-        rows.append(ingest.run(cameras, args.period / args.rate, args.duration, args.publishers))
+        rows.append(ingest.run(cameras, args.period / args.rate, args.duration, args.publishers,
+                               aggregators=args.aggregators, db=args.db, profile=args.profile))
         print(ingest.table(rows[-1:]) if len(rows) == 1 else ingest.table(rows[-1:]).splitlines()[-1], flush=True)
     if args.json:
         print(json.dumps(rows))
