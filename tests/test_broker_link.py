@@ -66,6 +66,7 @@ def test_subscriptions_and_status_are_renewed_on_every_reconnect_and_a_clean_sto
         assert link.connections == 2 and link.disconnects == 1
         link.stop()
         assert watchers[0].wait_for(lambda r: _statuses(r)[-1:] == [b"offline"], 10)
+        assert link.disconnects == 1, "our own stop is not a lost connection, with or without the stop event"
         assert not stop.is_set() and link.refused is None
         link.raise_if_refused()  # nothing to raise
     finally:

@@ -41,7 +41,8 @@ class BrokerLink:
     ``status_topic`` (optional) gets ``status("online")`` on every connect and ``status("offline")`` as the will
     and on a clean stop. ``session_expiry_s`` asks for a persistent session (``clean_start=False``); without it
     each connection starts clean. ``manual_ack``: received QoS 1 messages are acknowledged by :meth:`ack` only.
-    ``max_inflight``: QoS 1 publishes unacknowledged at once (paho's default 20 when None)."""
+    ``max_inflight``: QoS 1 publishes unacknowledged at once (paho's default 20 when None; keep it within the
+    broker's Receive Maximum, Mosquitto's ``max_inflight_messages``: paho cannot adapt it to the CONNACK)."""
 
     def __init__(self, settings: BrokerSettings, client_id: str, stop: threading.Event, *,
                  status_topic: str | None = None, status: Status = str, session_expiry_s: int | None = None,
@@ -50,6 +51,7 @@ class BrokerLink:
         self._status = status
         self._stop = stop
         self._session_expiry_s = session_expiry_s
+        self._closing = False  # our own stop: its disconnect is not a lost connection
         self.connected = threading.Event()
         self.connections = 0   # successful connects
         self.disconnects = 0   # connections lost (not our own stop, not a refused CONNACK)
@@ -133,6 +135,7 @@ class BrokerLink:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``offline`` (a clean disconnect sends no will), disconnect and end the network thread."""
+        self._closing = True
         if self.status_topic and self.connected.is_set():
             info = self.client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
             try:
@@ -187,7 +190,7 @@ class BrokerLink:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
-        if not self._stop.is_set() and not self._last_failure:  # a refused CONNACK was logged already
+        if not (self._closing or self._stop.is_set() or self._last_failure):  # a refusal was logged already
             self.disconnects += 1
             log.warning("broker connection lost (%s); reconnecting with backoff", reason_code)
         for callback in self._on_disconnected:
