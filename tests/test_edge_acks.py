@@ -17,12 +17,13 @@ from emo7ion.core import messages
 from emo7ion.edge.config import BrokerConfig
 from emo7ion.edge.outbox import Outbox
 from emo7ion.edge.publish import Publisher
-from helpers import wait_until
+from helpers import SHARED, stored_keys, wait_until, windows_produced
 
 VENUE, CAMERA = "hall-a", "cam-1"
 COUNTS = messages.camera_topic(VENUE, CAMERA, "counts")
 ACKS = messages.ack_topic(VENUE, CAMERA)
 MODEL = {"sha256": "0" * 64, "version": "test"}
+CROWD = SHARED / "data" / "crowd-sample" / "images"
 
 
 def payload(seq: int) -> bytes:
@@ -73,6 +74,16 @@ class Acker:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@pytest.fixture
+def crowd(tmp_path):
+    """Two real crowd photos with readable faces (as test_edge_agent's), linked into a source folder."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("0_Parade_marchingband_1_149.jpg", "11_Meeting_Meeting_11_Meeting_Meeting_11_26.jpg"):
+        (folder / name).symlink_to(CROWD / name)
+    return folder
 
 
 @pytest.fixture
@@ -211,3 +222,52 @@ def test_metrics_show_each_cameras_outbox_from_its_health(live_aggregator):
     labels = f'{{venue="{VENUE}",camera="{CAMERA}"}}'
     assert wait_until(lambda: f"emo7ion_camera_outbox_dropped{labels} 3" in live.get("/metrics").text, 10)
     assert f"emo7ion_camera_outbox_depth{labels} 7" in live.get("/metrics").text
+
+
+@pytest.mark.skipif(not CROWD.is_dir(), reason=f"crowd sample photos not found at {CROWD}")
+def test_end_to_end_a_broker_that_lost_what_it_took_still_loses_no_window(tmp_path, crowd):
+    """A real agent (detector, classifier, outbox in the default auto mode), a real aggregator on SQLite and a
+    real Mosquitto without persistence. The aggregator stops (its session keeps queueing on the broker), the
+    broker restarts and loses that queue and the session, the aggregator comes back: every window the agent made
+    is stored exactly once and its outbox ends empty, because what the broker took waited for an ack."""
+    from emo7ion.aggregator.config import load as aggregator_load
+    from emo7ion.aggregator.service import Aggregator
+    from emo7ion.edge import config as edge_config
+    from emo7ion.edge.agent import Agent
+
+    broker = start_plain_broker(tmp_path / "broker")
+    settings = {"broker": f"mqtt://127.0.0.1:{broker.port}", "db": str(tmp_path / "agg.sqlite"), "port": 0,
+                "offline_after_s": 3600}
+    aggregator = Aggregator(aggregator_load(None, settings, environ={})).start()
+    outbox = tmp_path / "outbox.sqlite"
+    agent = Agent(edge_config.load(None, {
+        "venue": VENUE, "camera": CAMERA, "window_s": 1.0, "track": {"min_frames": 1}, "health_interval_s": 1.0,
+        "source": {"kind": "images", "path": str(crowd), "fps": 4.0},
+        "broker": {"url": f"mqtt://127.0.0.1:{broker.port}", "reconnect_min_s": 1, "reconnect_max_s": 1},
+        "outbox": {"path": str(outbox), "resend_s": 2, "resend_max_s": 4}}, environ={}))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    db = tmp_path / "agg.sqlite"
+    try:
+        assert wait_until(lambda: len(stored_keys(db)) >= 3 and agent.outbox.acks_seen, 60), "acks switch auto on"
+        aggregator.stop()
+        away_from = windows_produced(outbox)
+        assert wait_until(lambda: agent.outbox.unacked() >= 3, 30), "taken by the broker, kept for an ack"
+        broker.stop()  # no persistence: the windows queued for the aggregator are gone, and its session
+        broker = start_plain_broker(tmp_path / "broker", port=broker.port)
+        aggregator = Aggregator(aggregator_load(None, settings, environ={})).start()
+        back_at = windows_produced(outbox)
+        assert wait_until(lambda: {seq for *_, seq in stored_keys(db)} >= set(range(back_at + 2))
+                          and agent.outbox.depth() == 0, 60), "the lost windows re-sent and stored"
+    finally:
+        agent.stop.set()
+        thread.join(timeout=60)
+        produced = windows_produced(outbox)
+        try:
+            assert wait_until(lambda: len(stored_keys(db)) >= produced, 15)
+        finally:
+            aggregator.stop()
+            broker.stop()
+    assert stored_keys(db) == [(VENUE, CAMERA, seq) for seq in range(produced)], "every window, each once"
+    assert Outbox(outbox).depth() == 0, "the outbox ends empty"
+    assert back_at > away_from + 2, "windows were made while the aggregator was away"
