@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class IngestStats:
-    received: int = 0
+    received: int = 0    # camera topics (aggregators' own output seen through the wildcard is not counted)
+    own_output: int = 0  # mood and ack messages of aggregators delivered to us, skipped (a shared subscription)
     stored: int = 0
     duplicates: int = 0
     statuses: int = 0
@@ -137,10 +138,11 @@ class Ingest:
             client.ack(message.mid, message.qos)
 
     def _receive(self, client, message: mqtt.MQTTMessage) -> None:
-        self.stats.received += 1
         if messages.is_mood_topic(message.topic) or messages.is_ack_topic(message.topic):  # aggregators' output
+            self.stats.own_output += 1
             client.ack(message.mid, message.qos)
             return
+        self.stats.received += 1
         try:
             parsed = messages.parse(message.topic, message.payload)
         except messages.MessageError as error:

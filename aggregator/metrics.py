@@ -13,7 +13,10 @@ def render_metrics(stats, camera_rows: list[dict]) -> str:
             lines.append(f"{name}{labels} {value}")
 
     if stats is not None:
-        metric("emo7ion_messages_received_total", "counter", "MQTT messages received", [("", stats.received)])
+        metric("emo7ion_messages_received_total", "counter", "MQTT messages received on camera topics",
+               [("", stats.received)])
+        metric("emo7ion_own_output_skipped_total", "counter", "aggregators' mood and ack messages delivered to us "
+               "through a shared subscription and skipped", [("", stats.own_output)])
         metric("emo7ion_windows_stored_total", "counter", "windows stored", [("", stats.stored)])
         metric("emo7ion_windows_duplicate_total", "counter", "redelivered windows stored once",
                [("", stats.duplicates)])
