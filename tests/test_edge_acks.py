@@ -271,3 +271,49 @@ def test_end_to_end_a_broker_that_lost_what_it_took_still_loses_no_window(tmp_pa
     assert stored_keys(db) == [(VENUE, CAMERA, seq) for seq in range(produced)], "every window, each once"
     assert Outbox(outbox).depth() == 0, "the outbox ends empty"
     assert back_at > away_from + 2, "windows were made while the aggregator was away"
+
+
+def test_through_the_production_acl_a_camera_hears_its_own_acks(tmp_path):
+    """The broker as `emo7ion broker init` makes it (its ACL: aggregators write ack topics, a camera reads only
+    its own) with a real aggregator: the camera's publisher, on its own account, drains its outbox by acks."""
+    from mqtt_helpers import skip_module_without_secured_broker_tools
+
+    from emo7ion.aggregator.config import load as aggregator_load
+    from emo7ion.aggregator.service import Aggregator
+    from emo7ion.broker_config import add_aggregator, add_camera, init_broker
+    from emo7ion.broker_config.runner import free_port
+    from emo7ion.core import emotions
+
+    skip_module_without_secured_broker_tools()
+    layout = init_broker(tmp_path / "broker", free_port(), free_port(), dev=True)
+    central, account = add_aggregator(tmp_path / "broker", "central"), add_camera(tmp_path / "broker", VENUE, CAMERA)
+    mosquitto = layout.mosquitto().start()
+    service = Aggregator(aggregator_load(None, {
+        "broker": f"mqtt://127.0.0.1:{layout.port}", "username": central.username, "password": central.password,
+        "db": str(tmp_path / "agg.sqlite"), "port": 0, "offline_after_s": 3600}, environ={})).start()
+    outbox = Outbox(tmp_path / "outbox.sqlite", delivery="ack", resend_s=300)
+    stop = threading.Event()
+    publisher = Publisher(VENUE, CAMERA, BrokerConfig(url=f"mqtt://127.0.0.1:{layout.port}", username=account.username,
+                                                      password=account.password), outbox, MODEL, stop_event=stop)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+
+    def window(seq: int) -> bytes:
+        counts = {label: 0 for label in emotions.LABELS} | {"happy": 3, "neutral": 1}
+        return messages.window_payload(messages.Window(
+            venue=VENUE, camera=CAMERA, zone=None, seq=seq, start=start + dt.timedelta(seconds=10 * seq),
+            end=start + dt.timedelta(seconds=10 * seq + 10), frames=20, faces=4, counts=counts, mean_confidence=0.8,
+            model=MODEL))
+
+    try:
+        publisher.start()
+        for _ in range(5):
+            outbox.add(COUNTS, window)
+        publisher.wake()
+        assert wait_until(lambda: outbox.depth() == 0, 20), f"{outbox.unacked()} taken and never acknowledged"
+        assert outbox.acks_seen and [key[2] for key in stored_keys(tmp_path / "agg.sqlite")] == [0, 1, 2, 3, 4]
+    finally:
+        stop.set()
+        publisher.stop(flush_timeout=0.5)
+        outbox.close()
+        service.stop()
+        mosquitto.stop()
