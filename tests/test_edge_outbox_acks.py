@@ -174,3 +174,20 @@ def test_the_delivery_keys_reach_the_config(tmp_path):
                                 environ={}).outbox
     assert (defaults.delivery, defaults.max_unacked, defaults.resend_s, defaults.resend_max_s) == \
         ("auto", 10_000, 30.0, 600.0)
+
+
+def test_an_older_agent_can_still_use_a_migrated_outbox(tmp_path):
+    """Going back to an older agent: its statements (four columns, no state) work on the new file, and the new
+    agent then finds the older one's window pending."""
+    path = tmp_path / "o.sqlite"
+    box = filled(path, 3, delivery="ack")
+    box.broker_took(0)
+    box.close()
+    older = sqlite3.connect(path, isolation_level=None)
+    assert [seq for (seq,) in older.execute("SELECT seq FROM outbox ORDER BY seq")] == [0, 1, 2], "all re-sent"
+    older.execute("INSERT INTO outbox (seq, created, topic, payload) VALUES (3, 1.0, 't', x'00')")
+    older.execute("UPDATE meta SET value=4 WHERE key='next_seq'")
+    older.execute("DELETE FROM outbox WHERE seq=0")  # its PUBACK
+    older.close()
+    again = Outbox(path, delivery="ack")
+    assert seqs(again.pending()) == [1, 2, 3] and again.unacked() == 0 and again.add("t", payload) == 4
