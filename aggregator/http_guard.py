@@ -13,6 +13,9 @@ EMFILE: 186 MB of log in 40 s). Three parts here:
   whole, is served while stalled connections make way;
 - the accept loop takes at most ``ACCEPT_BATCH`` connections per turn, so accepted-but-not-yet-counted sockets
   stay within the reserve; asyncio's and uvicorn's per-event log lines are rate limited to one line each.
+
+uvicorn's own ``limit_concurrency`` is not used: it counts open connections too, so once stalled connections
+filled it every request, a prober's included, would be answered 503. The cap here makes them give way instead.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class ConnectionGuard:
         self.connections: dict[GuardedH11Protocol, None] = {}
         self.evicted = self.refused = self.timed_out = 0
         self._noted = RateLimitedLog(log, interval_s=60.0, burst=1)
+        self.flood_log = RateLimitedLog(log)
+        """What ``install_log_limits`` writes through; its ``suppressed`` is in ``metrics_text``."""
 
     def protocol_class(self) -> type[GuardedH11Protocol]:
         """The protocol for ``uvicorn.Config(http=...)``, bound to this guard."""
@@ -91,6 +96,28 @@ class ConnectionGuard:
 
     def forget(self, connection: GuardedH11Protocol) -> None:
         self.connections.pop(connection, None)
+
+    def metrics_text(self) -> str:
+        """Prometheus lines for /metrics (the store's counters are ``metrics.py``'s)."""
+        return "\n".join([
+            "# HELP emo7ion_http_connections_open HTTP connections open now",
+            "# TYPE emo7ion_http_connections_open gauge",
+            f"emo7ion_http_connections_open {len(self.connections)}",
+            "# HELP emo7ion_http_connections_cap HTTP connections open at most (max_connections, or 3/4 of NOFILE)",
+            "# TYPE emo7ion_http_connections_cap gauge",
+            f"emo7ion_http_connections_cap {self.cap}",
+            "# HELP emo7ion_http_connections_cut_total HTTP connections closed by the guard: head_timeout (no whole "
+            "request in header_timeout_s), evicted (the oldest without a request, past the cap), busy (refused "
+            "with 503: every connection had a request in hand)",
+            "# TYPE emo7ion_http_connections_cut_total counter",
+            f'emo7ion_http_connections_cut_total{{reason="head_timeout"}} {self.timed_out}',
+            f'emo7ion_http_connections_cut_total{{reason="evicted"}} {self.evicted}',
+            f'emo7ion_http_connections_cut_total{{reason="busy"}} {self.refused}',
+            "# HELP emo7ion_http_log_suppressed_total accept-error and per-request server log lines left out by the "
+            "rate limit",
+            "# TYPE emo7ion_http_log_suppressed_total counter",
+            f"emo7ion_http_log_suppressed_total {self.flood_log.suppressed}",
+        ]) + "\n"
 
 
 class GuardedH11Protocol(H11Protocol):

@@ -87,7 +87,8 @@ class Aggregator:
             self.app, log_level="warning", access_log=False, timeout_graceful_shutdown=2,
             http=guard.protocol_class(), timeout_keep_alive=self.config.keepalive_timeout_s,
             backlog=http_guard.ACCEPT_BATCH, h11_max_incomplete_event_size=http_guard.MAX_HEAD_BYTES))
-        http_guard.install_log_limits()
+        http_guard.install_log_limits(guard.flood_log)
+        self.app.state.http_guard = guard  # its counters in /metrics
         self._http_thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="http",
                                              daemon=True)
         self._http_thread.start()

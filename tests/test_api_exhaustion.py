@@ -231,6 +231,14 @@ def request(sock: socket.socket, path: str = "/api/meta") -> bytes:
     return head
 
 
+def cut_count(live: LiveAggregator, reason: str) -> int:
+    """The guard's count in /metrics (the metrics request's own connection is the client's kept-alive one)."""
+    text = live.get("/metrics").text
+    line = next(line for line in text.splitlines()
+                if line.startswith(f'emo7ion_http_connections_cut_total{{reason="{reason}"}}'))
+    return int(line.split()[-1])
+
+
 def test_a_head_never_finished_is_cut_at_the_deadline_however_it_trickles(guarded):
     port = guarded.service.port
     silent, trickling = stalled(port, b""), stalled(port)
@@ -242,6 +250,7 @@ def test_a_head_never_finished_is_cut_at_the_deadline_however_it_trickles(guarde
     assert closed_within(silent, 5) is not None
     took = time.monotonic() - started
     assert HEAD_TIMEOUT_S - 0.1 < took < HEAD_TIMEOUT_S + 2.5, took
+    assert cut_count(guarded, "head_timeout") >= 2
 
 
 def test_a_kept_alive_connection_gets_the_same_deadline_for_its_next_head(guarded):
@@ -286,6 +295,8 @@ def test_past_the_cap_the_oldest_stalled_connection_makes_way_and_requests_in_ha
     assert cut[:5] == [0, 1, 2, 3, 4] and len(cut) <= 6, cut  # the prober took the sixth's place
     assert all(closed_within(sock, 0.05) is None for sock in streams), "a stream with its request in hand was cut"
     assert all(closed_within(sock, 0.05) is None for sock in late)
+    assert cut_count(guarded, "evicted") == len(cut)
+    assert f"emo7ion_http_connections_cap {CAP}" in guarded.get("/metrics").text
     for sock in streams + lorises + late:
         sock.close()
 

@@ -32,4 +32,6 @@ def healthz(request: Request, views: ViewsDep) -> dict:
 
 @router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(authorise_metrics)])
 def metrics(request: Request, views: ViewsDep) -> str:
-    return render_metrics(request.app.state.ingest_stats, views.cameras())
+    text = render_metrics(request.app.state.ingest_stats, views.cameras())
+    guard = getattr(request.app.state, "http_guard", None)  # set by the service once its server runs
+    return text if guard is None else text.rstrip("\n") + "\n" + guard.metrics_text()
