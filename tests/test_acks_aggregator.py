@@ -192,6 +192,28 @@ def test_ack_topics_reaching_the_aggregator_are_skipped_not_rejected(venue):
         camera.close()
 
 
+def test_aggregators_sharing_a_subscription_each_acknowledge_what_they_stored(venue):
+    """Two aggregators on one $share group and one database: each acknowledges its own share, and together every
+    window; the camera's acks name both."""
+    first = start_aggregator(venue, shared_group="pool", db=str(venue.folder / "shared.sqlite"))
+    second = start_aggregator(venue, "pool", shared_group="pool", db=str(venue.folder / "shared.sqlite"))
+    camera = Camera(venue.port, venue.users["cam-1"], "hall", "cam-1")
+    try:
+        for seq in range(20):
+            camera.send(window("hall", "cam-1", seq)).wait_for_publish(10)
+        assert wait_until(lambda: camera.acked() == set(range(20)), 20), sorted(camera.acked())
+        shares = [service.ingest.stats.windows_acked for service in (first, second)]
+        assert all(shares) and sum(shares) == 20, shares
+        assert [service.ingest.stats.stored for service in (first, second)] == shares
+        assert {ack.aggregator for ack in camera.acks()} == {venue.users["aggregator"].username,
+                                                             venue.users["pool"].username}
+        assert [key[2] for key in stored_keys(venue.folder / "shared.sqlite")] == list(range(20))
+    finally:
+        camera.close()
+        first.stop()
+        second.stop()
+
+
 def test_ack_off_publishes_none(venue):
     service = start_aggregator(venue, ack=False)
     camera = Camera(venue.port, venue.users["cam-1"], "hall", "cam-1")
