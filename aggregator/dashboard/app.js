@@ -715,7 +715,7 @@
         busy.title = 'Face detection and emotion classification of one frame, averaged since the last report';
         card.append(busy);
         if (health.source_ok === false) card.append(cameraLine('Video source', 'failing', true));
-        if (health.outbox_depth > 0) card.append(cameraLine('Waiting to send', `${health.outbox_depth} windows`, true));
+        if (health.outbox_depth > 0) card.append(cameraLine('Not yet stored', `${health.outbox_depth} windows in its outbox`, true));
       } else {
         card.append(cameraLine('Frames analysed', 'no report'));
       }
