@@ -14,7 +14,7 @@ from browser import browser_missing, find_chromium
 from emo7ion.aggregator.allowed_hosts import AllowedHosts
 from emo7ion.aggregator.config import AggregatorConfig, load
 from emo7ion.core.service.settings import ConfigError
-from helpers import LiveAggregator
+from helpers import LiveAggregator, wait_until
 
 TOKEN, METRICS_TOKEN = "s3cret-token", "scrape-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -23,12 +23,19 @@ PAGES = ["/", "/api/meta", "/api/venues", "/api/venues/hall-a/mood", "/api/camer
          "/openapi.json", "/docs", "/static/app.js"]
 
 
+def publish_one(live: LiveAggregator) -> None:
+    """One window of hall-a/cam-1, once the aggregator is connected (and so subscribed: a window published before
+    its first subscription reaches nobody, which a loaded machine made happen)."""
+    assert wait_until(lambda: live.get("/healthz").status_code == 200, 30), "the aggregator never connected"
+    live.publish_window("hall-a", "cam-1", {"happy": 3}, zone="front")
+    assert live.wait_stored(1, timeout=30)
+
+
 @pytest.fixture(scope="module")
 def open_live(tmp_path_factory):
     """The default: loopback, no token."""
     live = LiveAggregator(tmp_path_factory.mktemp("hosts-open"))
-    live.publish_window("hall-a", "cam-1", {"happy": 3}, zone="front")
-    assert live.wait_stored(1)
+    publish_one(live)
     yield live
     live.close()
 
@@ -37,8 +44,7 @@ def open_live(tmp_path_factory):
 def token_live(tmp_path_factory):
     live = LiveAggregator(tmp_path_factory.mktemp("hosts-token"), token=TOKEN, metrics_token=METRICS_TOKEN,
                           allowed_hosts="emo7ion.venue.example, *.screens.example")
-    live.publish_window("hall-a", "cam-1", {"happy": 3}, zone="front")
-    assert live.wait_stored(1)
+    publish_one(live)
     yield live
     live.close()
 
