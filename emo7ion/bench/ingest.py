@@ -3,7 +3,8 @@
 Publishers (separate processes, so the aggregator's share of the CPU is its own) send one QoS 1 window
 per camera every ``period_s`` seconds. Each window's end time is its publish time, so the store's
 receive time minus it is the publish-to-stored latency. Reports the sustained rate stored, latency
-p50/p99, the CPU and memory of each process, and how many windows were lost (must be 0). One or more
+p50/p99, the CPU and memory of each process, the aggregators' CPU time per stored window (the figure a busy
+machine moves least), and how many windows were lost (must be 0). One or more
 aggregator processes (a shared subscription), on SQLite or PostgreSQL.
 
 :func:`in_process` measures the aggregator's own work per window (parse, judge, store) without the network.
@@ -132,8 +133,10 @@ def run(cameras: int = 2000, period_s: float = 5.0, duration_s: float = 20.0, pu
         broker.stop()
     usage = {name: {"cpu_percent": round(100 * (after[name][0] - before[name][0]) / elapsed, 1),
                     "rss_mb": round(after[name][1] / 2**20, 1)} for name in after}
-    usage["aggregator"] = {"cpu_percent": round(sum(usage[n]["cpu_percent"] for n in usage if n != "mosquitto"), 1),
-                           "rss_mb": max(usage[n]["rss_mb"] for n in usage if n != "mosquitto")}
+    aggregator_cpu_s = sum(after[n][0] - before[n][0] for n in after if n != "mosquitto")
+    usage["aggregator"] = {"cpu_percent": round(100 * aggregator_cpu_s / elapsed, 1),
+                           "rss_mb": max(usage[n]["rss_mb"] for n in usage if n != "mosquitto"),
+                           "cpu_us_per_window": round(1e6 * aggregator_cpu_s / max(stored, 1), 1)}
     return {"cameras": cameras, "period_s": period_s, "offered_per_s": round(cameras / period_s, 1),
             "duration_s": duration_s, "aggregators": aggregators, "db": "postgresql" if _is_postgres(db) else "sqlite",
             "sent": total_sent, "stored": stored, "lost": total_sent - stored, **figures, "processes": usage}
@@ -195,13 +198,14 @@ def _figures(db: str) -> dict:
 
 def table(rows: list[dict]) -> str:
     head = (f"{'cameras':>8} {'aggs':>4} {'db':>10} {'offered/s':>10} {'stored/s':>9} {'p50 s':>7} {'p99 s':>7} "
-            f"{'lost':>6} {'mosq CPU%':>10} {'agg CPU%':>9} {'agg MB':>7}")
+            f"{'lost':>6} {'mosq CPU%':>10} {'agg CPU%':>9} {'agg us/w':>9} {'agg MB':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['cameras']:>8} {r['aggregators']:>4} {r['db']:>10} {r['offered_per_s']:>10.0f} "
                      f"{r['stored_per_s']:>9.0f} {r['latency_p50_s'] or 0:>7.3f} {r['latency_p99_s'] or 0:>7.3f} "
                      f"{r['lost']:>6} {r['processes']['mosquitto']['cpu_percent']:>10.1f} "
                      f"{r['processes']['aggregator']['cpu_percent']:>9.1f} "
+                     f"{r['processes']['aggregator']['cpu_us_per_window']:>9.0f} "
                      f"{r['processes']['aggregator']['rss_mb']:>7.1f}")
     return "\n".join(lines)
 
