@@ -96,6 +96,9 @@ class LiveAggregator:
         config = load(None, {"broker": f"mqtt://127.0.0.1:{self.broker.port}", "db": str(folder / "agg.sqlite"),
                              "port": 0, "offline_after_s": 3600, "min_window_s": 0.0, **settings}, environ={})
         self.service = Aggregator(config).start()
+        # A window published before the broker granted the aggregator's subscription would be lost (its first
+        # session is new): wait for the SUBACK, as a real camera's outbox would simply re-send instead.
+        assert self.service.link.subscribed.wait(20), "the aggregator's subscription was never granted"
         self.url = self.service.url
         self.seq: dict[tuple[str, str], int] = {}
         self.spans: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}  # seq -> (start, end) published

@@ -165,3 +165,28 @@ def test_mood_and_discovery_do_not_borrow_the_ingest():
         tree = ast.parse((ROOT / "aggregator" / f"{name}.py").read_text())
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert "emo7ion.aggregator.ingest" not in imported, name
+
+
+def test_subscribed_says_when_what_is_published_reaches_us_and_clears_with_the_connection(tmp_path):
+    """After ``subscribed`` is set, a single publish arrives (no retry); a lost connection clears it until the
+    new connection's SUBACK."""
+    broker = start_plain_broker(tmp_path / "broker")
+    link = BrokerLink(_settings(broker.port), "link-subscribed", threading.Event())
+    received: list[bytes] = []
+    link.handle_messages(lambda client, userdata, message: received.append(bytes(message.payload)))
+    link.subscribe("test/link/sub")
+    sender = Recorder(broker.port, "test/unused", client_id="link-sender")
+    try:
+        assert not link.subscribed.is_set()
+        link.start()
+        assert link.subscribed.wait(10)
+        sender.client.publish("test/link/sub", b"once", qos=1)
+        assert wait_until(lambda: b"once" in received, 10)
+        broker.stop()
+        assert wait_until(lambda: not link.subscribed.is_set(), 10)
+        broker.start()
+        assert link.subscribed.wait(15)
+    finally:
+        sender.close()
+        link.stop()
+        broker.stop()

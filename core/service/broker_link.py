@@ -53,6 +53,7 @@ class BrokerLink:
         self._session_expiry_s = session_expiry_s
         self._closing = False  # our own stop: its disconnect is not a lost connection
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker granted this connection's subscriptions (SUBACK)
         self.connections = 0   # successful connects
         self.disconnects = 0   # connections lost (not our own stop, not a refused CONNACK)
         self.refused: str | None = None  # the broker's permanent refusal, in one line
@@ -68,6 +69,7 @@ class BrokerLink:
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
 
     # -- what others hand the link
 
@@ -178,6 +180,14 @@ class BrokerLink:
             callback(bool(flags.session_present))
         self.connected.set()
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        """SUBACK: what is published from now on reaches us (a test or a bench waits for it before sending)."""
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("the broker refused a subscription: %s (check this account's ACL)", ", ".join(map(str, refused)))
+        else:
+            self.subscribed.set()
+
     def _on_connect_fail(self, client, userdata) -> None:
         """No connection (paho retries with backoff): the cause, read while paho handles it."""
         text = broker_errors.describe_failure(self.settings.host, self.settings.port, self.settings.tls)
@@ -190,6 +200,7 @@ class BrokerLink:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not (self._closing or self._stop.is_set() or self._last_failure):  # a refusal was logged already
             self.disconnects += 1
             log.warning("broker connection lost (%s); reconnecting with backoff", reason_code)
