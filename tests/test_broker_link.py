@@ -133,7 +133,7 @@ def test_a_refused_password_sets_the_stop_event_and_is_raised_as_one_line(tmp_pa
 
 
 def _paho_clients_made(path: Path) -> list[int]:
-    """Lines where ``path`` calls ``<anything>.Client(...)`` or ``Client(...)`` imported from paho."""
+    """Lines where ``path`` calls ``mqtt.Client(...)``, ``Client(...)`` imported from paho, or core's ``BulkClient``."""
     tree = ast.parse(path.read_text())
     from_paho = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                  and (node.module or "").startswith("paho") for alias in node.names}
@@ -143,7 +143,9 @@ def _paho_clients_made(path: Path) -> list[int]:
             func = node.func
             if (isinstance(func, ast.Attribute) and func.attr == "Client" and isinstance(func.value, ast.Name)
                     and func.value.id == "mqtt") or (isinstance(func, ast.Name) and func.id in from_paho
-                                                     and func.id == "Client"):
+                                                     and func.id == "Client") or (
+                    isinstance(func, (ast.Name, ast.Attribute)) and "BulkClient" in (getattr(func, "id", ""),
+                                                                                       getattr(func, "attr", ""))):
                 lines.append(node.lineno)
     return lines
 

@@ -59,8 +59,10 @@ def make_client(client_id: str, address: BrokerAddress, *, username: str = "", p
     delays of ``reconnect_s``, and the broker publishes ``will`` when we vanish."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                         manual_ack=manual_ack)
+    from emo7ion.core.service.bulk_client import BulkClient
+
+    client = BulkClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                        manual_ack=manual_ack)
     client.enable_logger(broker_errors.paho_logger())
     if username:
         client.username_pw_set(username, password or None)

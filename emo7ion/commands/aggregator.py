@@ -51,7 +51,7 @@ def register(commands) -> None:
 def run_aggregator(args: argparse.Namespace) -> int:
     from emo7ion.aggregator.config import load
     from emo7ion.aggregator.service import Aggregator
-    from emo7ion.core.service import stopping
+    from emo7ion.core.service import heap, stopping
 
     overrides: dict = {}  # the flags given, as nested settings: --username sets broker.username
     for name, value in vars(args).items():
@@ -65,6 +65,7 @@ def run_aggregator(args: argparse.Namespace) -> int:
     service = Aggregator(load(args.config, overrides), stop)
     stopping.stop_on_signals(stop)
     service.start()
+    heap.settle_for_throughput()
     print(f"dashboard: {service.url}/   API docs: {service.url}/docs", flush=True)
     try:
         stopping.wait(stop, args.duration)

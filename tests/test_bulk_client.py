@@ -1,0 +1,139 @@
+"""The broker link's paho client reads in chunks and rings its loop once per burst (core/service/bulk_client.py),
+on a real Mosquitto: a stream of messages of every size, the last with nothing after it, all arrive whole and in
+order; PUBACKs and publishes queued in a burst by another thread all leave, in order, on a few rings, joined into few
+writes, each publish settled; a message that straddles a read ends up whole; and nothing of an old connection's
+bytes reaches the new one."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+from mqtt_helpers import Recorder, start_plain_broker
+
+from emo7ion.core.service import bulk_client
+from emo7ion.core.service.broker_connection import BrokerSettings
+from emo7ion.core.service.broker_link import BrokerLink
+from helpers import wait_until
+
+
+class _CountingSocket:
+    """The doorbell's socket, counting the rings that reach it."""
+
+    def __init__(self, socket):
+        self.socket, self.rings = socket, 0
+
+    def send(self, data: bytes) -> int:
+        self.rings += 1
+        return self.socket.send(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.socket, name)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    broker = start_plain_broker(tmp_path / "broker")
+    yield broker
+    broker.stop()
+
+
+def _link(port: int, stop: threading.Event) -> BrokerLink:
+    settings = BrokerSettings(url=f"mqtt://127.0.0.1:{port}", reconnect_min_s=1, reconnect_max_s=1)
+    return BrokerLink(settings, "bulk-test", stop, session_expiry_s=300, manual_ack=True)
+
+
+def test_a_stream_of_every_size_arrives_whole_in_order_and_a_burst_of_acks_and_replies_all_leave(broker, monkeypatch):
+    monkeypatch.setattr(bulk_client, "READ_CHUNK", 1000)  # many packets straddle a read
+    stop = threading.Event()
+    link = _link(broker.port, stop)
+    assert isinstance(link.client, bulk_client.BulkClient)
+    received: queue.Queue = queue.Queue()
+    link.handle_messages(lambda client, userdata, message: received.put((bytes(message.payload), message.mid)))
+    link.subscribe("test/bulk/in", qos=1)
+    watcher = Recorder(broker.port, "test/bulk/out", client_id="bulk-watcher")
+    sender = Recorder(broker.port, "test/bulk/none", client_id="bulk-sender")
+    sizes = [1, 2, 127, 128, 129, 999, 1000, 1001, 16383, 16384, 70_000] + [40 + n % 300 for n in range(2000)]
+    payloads = [f"{n:05d}".encode() + bytes([65 + n % 26]) * size for n, size in enumerate(sizes)]
+    try:
+        link.start()
+        assert wait_until(link.subscribed.is_set, 15, what="the link's subscription")
+        bell = _CountingSocket(link.client._sockpairW._socket)
+        link.client._sockpairW._socket = bell
+        sends = []
+        real_send = link.client._sock_send
+        link.client._sock_send = lambda data: sends.append(len(data)) or real_send(data)
+        for payload in payloads:
+            sender.client.publish("test/bulk/in", payload, qos=1)
+        got, queued, infos = [], 0, []
+        while len(got) < len(payloads):
+            try:  # the last has nothing after it: it must arrive without waiting for more traffic
+                burst = [received.get(timeout=15)]
+            except queue.Empty:
+                break
+            time.sleep(0.02)  # what the broker sends before our PUBACKs (its 20 in flight), taken as one burst
+            while not received.empty():
+                burst.append(received.get())
+            for payload, mid in burst:  # as the ingest's writer does per batch: a PUBACK and a reply per message
+                link.ack(mid, 1)
+                infos.append(link.publish("test/bulk/out", payload[:5], qos=0))
+                queued += 2
+            got += burst
+        assert [payload for payload, _ in got] == payloads
+        assert watcher.wait_for(lambda r: len(r.messages) == len(payloads), 15)
+        assert [body for _, body, _ in watcher.messages] == [payload[:5] for payload in payloads]
+        assert bell.rings < queued / 5, (bell.rings, queued)  # paho alone: one ring per packet
+        assert len(sends) < queued, (len(sends), queued)  # paho alone: one send per packet (how few: GIL timing)
+        assert all(info.is_published() for info in infos), "each QoS 0 publish of a joined write is settled"
+    finally:
+        for client in (watcher, sender):
+            client.close()
+        link.stop()
+    # Acknowledged: a new session under the same id gets nothing delivered again.
+    again: list[bytes] = []
+    link = _link(broker.port, threading.Event())
+    link.handle_messages(lambda client, userdata, message: again.append(bytes(message.payload)))
+    link.subscribe("test/bulk/in", qos=1)
+    try:
+        link.start()
+        assert wait_until(link.subscribed.is_set, 15)
+        assert not wait_until(lambda: again, 1.5, interval=0.1), f"{len(again)} delivered again: a PUBACK was lost"
+    finally:
+        link.stop()
+
+
+def _packet(command: int, qos: int, data: bytes, info=None) -> dict:
+    return {"command": command, "mid": 1, "qos": qos, "pos": 0, "to_process": len(data), "packet": data,
+            "info": info}
+
+
+def test_joined_writes_keep_the_bytes_in_order_settle_each_publish_and_never_take_a_disconnect():
+    client = bulk_client.BulkClient(bulk_client.mqtt.CallbackAPIVersion.VERSION2, client_id="bulk-join")
+    infos = [bulk_client.mqtt.MQTTMessageInfo(mid) for mid in (1, 2)]
+    partly_sent = _packet(0x40, 1, b"PUBACK-1")
+    partly_sent["pos"], partly_sent["to_process"] = 3, 5
+    client._out_packet.extend([partly_sent, _packet(0x30, 0, b"<ack-1>", infos[0]), _packet(0x30, 1, b"<window>"),
+                               _packet(0x30, 0, b"<ack-2>", infos[1]), _packet(0xE0, 0, b"BYE"),
+                               _packet(0x40, 1, b"after")])
+    client._join_leading_packets()
+    joined, *rest = client._out_packet
+    assert joined["packet"] == b"ACK-1<ack-1><window><ack-2>" and joined["to_process"] == len(joined["packet"])
+    assert [packet["packet"] for packet in rest] == [b"BYE", b"after"], "a DISCONNECT ends the run; it is sent alone"
+    assert not any(info.is_published() for info in infos)
+    joined["info"]._set_as_published()  # what paho does once the joined packet is written
+    assert all(info.is_published() for info in infos)
+    client.on_publish = lambda *args: None  # a callback wants each publish's own mid: QoS 0 publishes stay apart
+    client._out_packet.clear()
+    client._out_packet.extend([_packet(0x40, 1, b"a"), _packet(0x40, 1, b"b"), _packet(0x30, 0, b"c", infos[0])])
+    client._join_leading_packets()
+    assert [packet["packet"] for packet in client._out_packet] == [b"ab", b"c"]
+
+
+def test_a_new_connection_starts_with_none_of_the_old_ones_bytes():
+    """Bytes read ahead on a connection that then dropped would be parsed as the next connection's packets."""
+    client = bulk_client.BulkClient(bulk_client.mqtt.CallbackAPIVersion.VERSION2, client_id="bulk-close")
+    client._read_buffer, client._read_pos = b"\x30\x05stale", 0
+    client._sock_close()
+    assert client._buffered() == 0
