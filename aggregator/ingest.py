@@ -5,9 +5,9 @@ QoS 1 messages are acknowledged by hand, and only after the transaction that sto
 committed: a ``kill -9`` between receiving and storing leaves the message unacknowledged, and the
 broker's persistent session delivers it again. Then each camera is told, on its ack topic, which of its
 windows that batch finished (stored, a duplicate, or refused for good), so that it may delete them from its
-outbox: one publish per camera per batch (``core/messages.py``'s ack contract). A bounded queue between the
-network thread and the writer gives back-pressure (the broker queues) instead of unbounded memory. Every
-rejected message is counted by reason and logged with its topic; none stops ingestion.
+outbox: one publish per camera per batch (``core/messages.py``'s ack contract). A bounded hand-off between the
+network thread and the writer (``handoff.py``, a batch at a time) gives back-pressure (the broker queues) instead of
+unbounded memory. Every rejected message is counted by reason and logged with its topic; none stops ingestion.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 from emo7ion.aggregator import plausibility
 from emo7ion.aggregator.changes import Changes
 from emo7ion.aggregator.config import AggregatorConfig
+from emo7ion.aggregator.handoff import Handoff
 from emo7ion.aggregator.quota import WindowQuota
 from emo7ion.aggregator.ratelimit import RateLimitedLog
 from emo7ion.aggregator.store import Store
@@ -96,7 +97,7 @@ class Ingest:
         self.quota = (WindowQuota(config.camera_backlog_s, config.max_camera_windows_per_day)
                       if config.check_windows else None)
         self.rejections = RateLimitedLog(log)
-        self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
+        self._queue = Handoff(config.queue_size)
         self._stop = stop_event
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         link.handle_messages(self._on_message)
@@ -118,7 +119,7 @@ class Ingest:
                 self._queue.put(_END, timeout=10)  # behind everything received: the writer stores it all, then ends
             except queue.Full:
                 log.warning("the writer is stuck; %d message(s) stay unacknowledged for the broker to deliver again",
-                            self._queue.qsize())
+                            len(self._queue))
         self._writer.join(timeout=10)
 
     # -- network thread
@@ -175,18 +176,7 @@ class Ingest:
     # -- writer thread
 
     def _drain(self) -> list:
-        try:
-            first = self._queue.get(timeout=0.5)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.config.batch_wait_s
-        while len(batch) < self.config.batch_size and batch[-1] is not _END:
-            try:
-                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        return batch
+        return self._queue.take(self.config.batch_size, first_wait_s=0.5, fill_wait_s=self.config.batch_wait_s)
 
     def _write_loop(self) -> None:
         while True:

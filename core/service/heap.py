@@ -4,8 +4,8 @@ Ingest allocates a few dozen objects per window and frees nearly all of them by 
 collector finds almost nothing; yet with CPython's default thresholds (700, 10, 10) it runs every ~20 windows, and
 its full collections walk every object the process holds (FastAPI's and pydantic's start-up objects, a backlog of
 parsed windows), more often and for longer as a backlog grows. Measured with ``emo7ion bench ingest --cameras 25000
---duration 20`` (docs/benchmarks.md): 182-266 us of aggregator CPU a window, in two modes, with the defaults, against
-153-184 us with these settings.
+--duration 20`` (docs/benchmarks.md, with core/service/bulk_client.py): 182-266 us of aggregator CPU a window with the
+defaults (8 runs, median 218), 153-223 us with these settings (29 runs, median 184).
 """
 
 from __future__ import annotations
