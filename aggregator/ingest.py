@@ -97,7 +97,7 @@ class Ingest:
         self.quota = (WindowQuota(config.camera_backlog_s, config.max_camera_windows_per_day)
                       if config.check_windows else None)
         self.rejections = RateLimitedLog(log)
-        self._queue = Handoff(config.queue_size)
+        self._handoff = Handoff(config.queue_size)
         self._stop = stop_event
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         link.handle_messages(self._on_message)
@@ -116,10 +116,10 @@ class Ingest:
         self._stop.set()  # (set already by the service)
         if self._writer.is_alive():
             try:
-                self._queue.put(_END, timeout=10)  # behind everything received: the writer stores it all, then ends
+                self._handoff.put(_END, timeout=10)  # behind everything received: the writer stores it all, then ends
             except queue.Full:
                 log.warning("the writer is stuck; %d message(s) stay unacknowledged for the broker to deliver again",
-                            len(self._queue))
+                            len(self._handoff))
         self._writer.join(timeout=10)
 
     # -- network thread
@@ -166,7 +166,7 @@ class Ingest:
             parsed = Refused(parsed, reason)  # through the writer, which accounts for its seq and acknowledges
         # Blocks when the writer is behind: paho stops reading and the broker holds the rest. (The writer lives
         # until the network thread has ended, so this always makes progress.)
-        self._queue.put((parsed, message.mid, message.qos))
+        self._handoff.put((parsed, message.mid, message.qos))
 
     def _reject(self, reason: str, message: str, *args: object) -> None:
         self.stats.rejected[reason] += 1
@@ -175,12 +175,9 @@ class Ingest:
 
     # -- writer thread
 
-    def _drain(self) -> list:
-        return self._queue.take(self.config.batch_size, first_wait_s=0.5, fill_wait_s=self.config.batch_wait_s)
-
     def _write_loop(self) -> None:
         while True:
-            batch = self._drain()
+            batch = self._handoff.take(self.config.batch_size, first_wait_s=0.5, fill_wait_s=self.config.batch_wait_s)
             end = bool(batch) and batch[-1] is _END
             if end:
                 batch.pop()

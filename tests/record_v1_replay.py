@@ -223,7 +223,7 @@ def _settle(service, sent: int, timeout: float = 30.0) -> None:
         time.sleep(0.05)
     batches, since = stats.batches, time.monotonic()
     while time.monotonic() - since < 0.6:
-        if stats.batches != batches or len(service.ingest._queue):
+        if stats.batches != batches or len(service.ingest._handoff):
             batches, since = stats.batches, time.monotonic()
         time.sleep(0.05)
 

@@ -139,14 +139,14 @@ def _paho_clients_made(path: Path) -> list[int]:
                  and (node.module or "").startswith("paho") for alias in node.names}
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            if (isinstance(func, ast.Attribute) and func.attr == "Client" and isinstance(func.value, ast.Name)
-                    and func.value.id == "mqtt") or (isinstance(func, ast.Name) and func.id in from_paho
-                                                     and func.id == "Client") or (
-                    isinstance(func, (ast.Name, ast.Attribute)) and "BulkClient" in (getattr(func, "id", ""),
-                                                                                       getattr(func, "attr", ""))):
-                lines.append(node.lineno)
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        of_mqtt = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "mqtt"
+        if name == "BulkClient" or (name == "Client" and (of_mqtt or (isinstance(func, ast.Name)
+                                                                      and name in from_paho))):
+            lines.append(node.lineno)
     return lines
 
 

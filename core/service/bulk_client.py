@@ -102,11 +102,14 @@ class BulkClient(mqtt.Client):
         self._join_leading_packets()
         return super()._packet_write()
 
+    @staticmethod
+    def _is_qos0_publish(packet) -> bool:
+        return packet["command"] & 0xF0 == _PUBLISH and packet["qos"] == 0
+
     def _joinable(self, packet) -> bool:
-        kind = packet["command"] & 0xF0
-        if kind == _DISCONNECT:
+        if packet["command"] & 0xF0 == _DISCONNECT:
             return False
-        return not (kind == _PUBLISH and packet["qos"] == 0 and self.on_publish is not None)
+        return not (self._is_qos0_publish(packet) and self.on_publish is not None)
 
     def _join_leading_packets(self) -> None:
         """Only the network thread takes from the left of the queue; other threads append on the right."""
@@ -120,7 +123,7 @@ class BulkClient(mqtt.Client):
             parts.append(part)
             size += len(part)
             info = packet["info"]
-            if packet["command"] & 0xF0 == _PUBLISH and packet["qos"] == 0 and info is not None:
+            if self._is_qos0_publish(packet) and info is not None:
                 infos.extend(info.infos if isinstance(info, _Settles) else [info])
         joined = b"".join(parts)
         out.appendleft({"command": _PUBLISH if infos else _PUBACK, "mid": 0, "qos": 0 if infos else 1, "pos": 0,
