@@ -81,16 +81,27 @@ zone repeated so that reads need no join). Created with the first v2 window, nev
 
 _PEOPLE_COLUMNS = ("venue", "camera", "seq", "start_ts", "end_ts", "zone", "people", "entered", "in_view", "dwell_s",
                    "ended", *VOTE_COLUMNS)
-INSERT_PEOPLE = (f"INSERT INTO {PEOPLE_TABLE} ({', '.join(_PEOPLE_COLUMNS)}) VALUES "
-                 f"({', '.join(['?'] * len(_PEOPLE_COLUMNS))}) ON CONFLICT DO NOTHING")
+INSERT_PEOPLE = (f"INSERT INTO {PEOPLE_TABLE} ({', '.join(_PEOPLE_COLUMNS)}) VALUES {{values}} ON CONFLICT DO NOTHING",
+                 "(" + ", ".join(["?"] * len(_PEOPLE_COLUMNS)) + ")")
 
 _WINDOW_COLUMNS = ("venue", "camera", "seq", "start_ts", "end_ts", "zone", "frames", "faces", "withheld",
                    *emotions.LABELS, "mean_confidence", "model_sha256", "model_version", "received_ts")
-INSERT_WINDOW = (f"INSERT INTO windows ({', '.join(_WINDOW_COLUMNS)}) VALUES "
-                 f"({', '.join(['?'] * len(_WINDOW_COLUMNS))}) ON CONFLICT DO NOTHING")
+INSERT_WINDOWS = (f"INSERT INTO windows ({', '.join(_WINDOW_COLUMNS)}) VALUES {{values}} ON CONFLICT DO NOTHING",
+                  "(" + ", ".join(["?"] * len(_WINDOW_COLUMNS)) + ")")
+"""A statement for many rows (``{values}``: one row's placeholders, repeated) and one row's placeholders: a batch's
+rows go in one statement, not one each (:meth:`Store._insert`)."""
 
 ZONE_UPDATE = "zone = CASE WHEN ? = 1 THEN excluded.zone ELSE COALESCE(cameras.zone, excluded.zone) END"
 """A camera row's zone: the declared one (parameter 1), else the first it reported (aggregator/zones.py)."""
+
+UPSERT_CAMERAS = (
+    "INSERT INTO cameras (venue, camera, zone, state, last_seen, max_seq, last_end, missing) VALUES {values} "
+    "ON CONFLICT (venue, camera) DO UPDATE SET zone = excluded.zone, last_seen = CASE WHEN excluded.last_seen IS NOT "
+    "NULL AND (cameras.last_seen IS NULL OR excluded.last_seen > cameras.last_seen) THEN excluded.last_seen ELSE "
+    "cameras.last_seen END, max_seq = excluded.max_seq, last_end = excluded.last_end, missing = excluded.missing",
+    "(?, ?, ?, 'online', ?, ?, ?, ?)")
+"""What a batch leaves in the rows of the cameras it touched (read under its lock): zone as judged, last seen
+(None: unchanged), sequence accounting. A new camera's row is made first by :data:`UPSERT_SEEN`."""
 
 UPSERT_SEEN = ("INSERT INTO cameras (venue, camera, zone, state, last_seen) VALUES (?, ?, ?, 'online', ?) "
                "ON CONFLICT (venue, camera) DO UPDATE SET last_seen = "
@@ -233,6 +244,8 @@ class Store:
         self._shared_reader = not self.postgres and (url in ("", ":memory:") or "mode=memory" in url)
         self._read_lock = self._lock if self._shared_reader else threading.RLock()
         self._reader = self._db if self._shared_reader else None  # connected on the first read
+        self._camera_cache: dict[tuple[str, str], tuple] = {}  # SQLite: see _remember
+        self._data_version = None
         with self._lock:
             if self.postgres:  # concurrent CREATE ... IF NOT EXISTS can collide: one replica at a time
                 self._execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
@@ -447,37 +460,67 @@ class Store:
             if zone.force or camera_zones.get(key) is None:
                 camera_zones[key] = zone.zone  # declared, or the first zone it reported
             seen[key] = (camera_zones[key], max(seen.get(key, (None, 0.0))[1], end), zone.force)
-        if new_rows and self._executemany(INSERT_WINDOW, new_rows) != len(new_rows):
+        if new_rows and self._insert(INSERT_WINDOWS, new_rows) != len(new_rows):
             self._rollback()  # another writer stored one of them since we asked: ask again
             return None
         if people_rows:
             if not self._people_table:
                 self._create_people_table()
-            self._executemany(INSERT_PEOPLE, people_rows)
-        self._executemany(UPSERT_SEEN, [(venue, camera, zone_id, last, int(force))
-                                        for (venue, camera), (zone_id, last, force) in sorted(seen.items())])
-        made = [key for key in seen if key not in rows]  # rows this batch made (or another writer made meanwhile)
-        if made:
-            rows.update(self._camera_rows(sorted(made)))
-        resets = self._account(rows, accounted + [(w, w.start.timestamp(), w.end.timestamp(), False)
-                                                  for w in refused])
+            self._insert(INSERT_PEOPLE, people_rows)
+        made = sorted(key for key in seen if key not in rows)  # cameras without a row yet
+        if made:  # their rows are made the way a status makes one (another writer may make it meanwhile) and read
+            self._executemany(UPSERT_SEEN, [(*key, seen[key][0], seen[key][1], int(seen[key][2])) for key in made])
+            rows.update(self._camera_rows(made, cached=False))
+            seen.update({key: (rows[key][0], *seen[key][1:]) for key in made if key in rows})
+        states, resets = self._account(rows, accounted + [(w, w.start.timestamp(), w.end.timestamp(), False)
+                                                          for w in refused])
+        written = {key: (seen[key][0] if key in seen else rows[key][0], *state) for key, state in states.items()}
+        self._insert(UPSERT_CAMERAS, [(*key, zone, seen[key][1] if key in seen else None, max_seq, last_end, missing)
+                                      for key, (zone, max_seq, last_end, missing) in sorted(written.items())])
         self._commit()
+        self._remember(written)
         if people_rows:
             self._people_table = True
         return WriteResult(stored, duplicates, overlapping, judged, resets)
 
     def _begin(self) -> None:
         """SQLite: take the write lock before the batch's first question, so that what it reads stays true until it
-        commits (another aggregator on the same file waits, as it would for the commit). PostgreSQL: the camera
-        rows are locked by :meth:`_camera_rows` instead."""
+        commits (another aggregator on the same file waits, as it would for the commit); then forget the camera
+        rows remembered if another connection has committed since. PostgreSQL: the camera rows are locked by
+        :meth:`_camera_rows` instead."""
         if not self.postgres and not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._camera_cache.clear()
+                self._data_version = version
 
-    def _camera_rows(self, cameras: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
-        """(zone, max_seq, last_end, missing) of those of ``cameras`` (sorted) that have a row; on PostgreSQL the
-        rows are locked until the batch commits, in one order for every writer (no deadlock between replicas)."""
+    def _remember(self, written: dict[tuple[str, str], tuple]) -> None:
+        """SQLite: the camera rows a committed batch left, for the next batch to read here instead of in the file.
+        Each row read in the file costs the writer a turn of the GIL (the sqlite3 module lets it go for every
+        step), and while the network thread holds it, each turn waits for it (up to 5 ms: issue 18 part 4)."""
+        if not self.postgres:
+            self._camera_cache.update(written)
+
+    def _insert(self, statement: tuple[str, str], rows: list[tuple]) -> int:
+        """``rows`` through one of the ``VALUES {values}`` statements (:data:`INSERT_WINDOWS`), as few statements
+        as the engines' limits on parameters allow (one per 500 rows); the rows it changed, in all."""
+        text, one = statement
+        changed = 0
+        for part in _chunks(rows, QUESTION_ROWS):
+            changed += max(self._execute(text.format(values=", ".join([one] * len(part))),
+                                         [value for row in part for value in row]).rowcount, 0)
+        return changed
+
+    def _camera_rows(self, cameras: list[tuple[str, str]], cached: bool = True) -> dict[tuple[str, str], tuple]:
+        """(zone, max_seq, last_end, missing) of those of ``cameras`` (sorted) that have a row (SQLite: those this
+        writer remembers, unless ``cached`` is False, are not read again); on PostgreSQL the rows are locked until
+        the batch commits, in one order for every writer (no deadlock between replicas)."""
         lock = " FOR UPDATE OF c" if self.postgres else ""
         rows: dict[tuple[str, str], tuple] = {}
+        if cached and self._camera_cache:
+            rows = {key: self._camera_cache[key] for key in cameras if key in self._camera_cache}
+            cameras = [key for key in cameras if key not in rows]
         for part in _chunks(cameras, QUESTION_ROWS):
             values = ", ".join(["(?, ?)"] * len(part))
             for venue, camera, *row in self._execute(
@@ -506,28 +549,28 @@ class Store:
                 found.setdefault((venue, camera), set()).add((int(seq), float(start), float(end)))
         return {key: list(windows) for key, windows in found.items()}
 
-    def _account(self, rows: dict[tuple[str, str], tuple],
-                 windows: list[tuple[messages.Window, float, float, bool]]) -> dict[tuple[str, str], int]:
-        """Inside the batch's transaction: advance each camera's sequence accounting (cameras with a row, ``rows``
-        as read under the batch's lock); the sequence restarts seen, per camera (only cameras with any)."""
+    @staticmethod
+    def _account(rows: dict[tuple[str, str], tuple], windows: list[tuple[messages.Window, float, float, bool]]
+                 ) -> tuple[dict[tuple[str, str], tuple], dict[tuple[str, str], int]]:
+        """Advance each camera's sequence accounting (cameras with a row, ``rows`` as read under the batch's lock):
+        per camera, (max_seq, last_end, missing) after the batch, and the sequence restarts seen (only cameras with
+        any)."""
         by_camera: dict[tuple[str, str], list[tuple[messages.Window, float, float, bool]]] = {}
         for item in windows:
             by_camera.setdefault((item[0].venue, item[0].camera), []).append(item)
         resets: dict[tuple[str, str], int] = {}
-        updates = []
-        for (venue, camera), items in by_camera.items():
-            row = rows.get((venue, camera))
+        states: dict[tuple[str, str], tuple] = {}
+        for key, items in by_camera.items():
+            row = rows.get(key)
             if row is None:
                 continue
             state = SeqState(row[1], row[2], int(row[3] or 0))
             for window, start, end, dated in items:
                 state.account(window.seq, start, end, dated)
-            updates.append((state.max_seq, state.last_end, state.missing, venue, camera))
+            states[key] = (state.max_seq, state.last_end, state.missing)
             if state.resets:
-                resets[venue, camera] = state.resets
-        self._executemany("UPDATE cameras SET max_seq = ?, last_end = ?, missing = ? WHERE venue = ? AND camera = ?",
-                          sorted(updates, key=lambda update: update[3:]))
-        return resets
+                resets[key] = state.resets
+        return states, resets
 
     def set_status(self, status: messages.Status, zones: Zones | None = None) -> None:
         """A camera's status. Its zone is the camera's declared one (``zones``), else it becomes the camera's zone
@@ -536,6 +579,7 @@ class Store:
         force = declared is not UNDECLARED
         zone = declared if force else status.zone
         with self._writing():
+            self._camera_cache.pop((status.venue, status.camera), None)  # its zone may change
             self._execute(
                 "INSERT INTO cameras (venue, camera, zone, state, last_seen, state_ts, agent, model) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (venue, camera) DO UPDATE SET "

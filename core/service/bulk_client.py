@@ -19,11 +19,63 @@ network thread in ``_sock_recv`` and a quarter of the writer in queueing its PUB
 
 from __future__ import annotations
 
+import logging
+
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from paho.mqtt.client import MalformedPacket  # what paho's own read catches (a name it imports)
 
 READ_CHUNK = 65536
 WRITE_CHUNK = 65536
 _PUBLISH, _PUBACK, _DISCONNECT = 0x30, 0x40, 0xE0  # MQTT packet types (a fixed header's high four bits)
+_TOO_LONG = object()  # a remaining length of more than four bytes: a protocol error
+
+
+def _idle_in_packet() -> dict:
+    """paho's ``_in_packet`` between packets (it resets it to this after each one)."""
+    return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1, "remaining_length": 0,
+            "packet": bytearray(b""), "to_process": 0, "pos": 0}
+
+
+_PROPERTIES_SLOT = mqtt.MQTTMessage.properties
+_INFO_SLOT = mqtt.MQTTMessage.info
+
+
+class _Received(mqtt.MQTTMessage):
+    """A received message as paho makes it, but for its empty ``properties`` and its ``info``, made only if read."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int, topic: bytes, payload: bytes, qos: int, retain: bool, dup: bool):
+        self.timestamp = mqtt.time_func()
+        self.state = mqtt.mqtt_ms_invalid
+        self.mid, self._topic, self.payload, self.qos, self.retain, self.dup = mid, topic, payload, qos, retain, dup
+
+    @property
+    def properties(self) -> Properties | None:
+        try:
+            return _PROPERTIES_SLOT.__get__(self)
+        except AttributeError:
+            _PROPERTIES_SLOT.__set__(self, Properties(PacketTypes.PUBLISH))
+            return _PROPERTIES_SLOT.__get__(self)
+
+    @properties.setter
+    def properties(self, value: Properties | None) -> None:
+        _PROPERTIES_SLOT.__set__(self, value)
+
+    @property
+    def info(self) -> mqtt.MQTTMessageInfo:
+        try:
+            return _INFO_SLOT.__get__(self)
+        except AttributeError:
+            _INFO_SLOT.__set__(self, mqtt.MQTTMessageInfo(self.mid))
+            return _INFO_SLOT.__get__(self)
+
+    @info.setter
+    def info(self, value: mqtt.MQTTMessageInfo) -> None:
+        _INFO_SLOT.__set__(self, value)
 
 
 class _Settles:
@@ -70,30 +122,108 @@ class BulkClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         self._read_buffer = b""
         self._read_pos = 0
+        self._wanted = 0  # bytes the packet at the read position needs (when more than READ_CHUNK)
 
     # -- reading
 
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._read_pos >= len(self._read_buffer):
-            data = super()._sock_recv(READ_CHUNK)  # raises BlockingIOError when nothing is there, as paho expects
-            if len(data) <= bufsize:
-                return data  # b"" (closed) included
-            self._read_buffer, self._read_pos = data, 0
-        start = self._read_pos
-        self._read_pos = min(start + bufsize, len(self._read_buffer))
-        return self._read_buffer[start:self._read_pos]
+    def _packet_read(self) -> mqtt.MQTTErrorCode:
+        """One whole packet framed from the read buffer, then handled as paho handles it; the socket is read only
+        when the buffer holds less than a packet."""
+        while (bounds := self._next_packet()) is None:
+            rc = self._fill()
+            if rc is not None:
+                return rc
+        if bounds is _TOO_LONG:
+            return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL  # paho: more than four bytes of remaining length
+        start, end = bounds
+        command, body = self._read_buffer[self._read_pos], self._read_buffer[start:end]
+        self._read_pos = end
+        self._in_packet = {"command": command, "have_remaining": 1, "remaining_count": [], "remaining_mult": 1,
+                           "remaining_length": len(body), "packet": body, "to_process": 0, "pos": 0}
+        try:
+            rc = self._packet_handle()
+        except MalformedPacket as error:
+            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", error)
+            rc = mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = _idle_in_packet()
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        return rc
+
+    def _next_packet(self):
+        """(start, end) of the body of the whole packet at the read position; None while it is not all here;
+        ``_TOO_LONG`` for a remaining length of more than four bytes."""
+        buffer, position = self._read_buffer, self._read_pos
+        available = len(buffer)
+        length, shift, index = 0, 0, position + 1
+        while True:
+            if index >= available:
+                return None
+            byte = buffer[index]
+            index += 1
+            if index - position > 5:
+                return _TOO_LONG
+            length += (byte & 127) << shift
+            if byte < 128:
+                break
+            shift += 7
+        if available - index < length:
+            self._wanted = index + length - position
+            return None
+        return index, index + length
+
+    def _fill(self) -> mqtt.MQTTErrorCode | None:
+        """Append what the socket holds to the unread bytes; None, or the code to return (paho's, for each case)."""
+        try:
+            data = self._sock_recv(max(READ_CHUNK, self._wanted))
+        except BlockingIOError:
+            return mqtt.MQTTErrorCode.MQTT_ERR_AGAIN
+        except TimeoutError as error:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "timeout on socket: %s", error)
+            return mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST
+        except OSError as error:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", error)
+            return mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if not data:
+            return mqtt.MQTTErrorCode.MQTT_ERR_CONN_LOST
+        rest = self._read_buffer[self._read_pos:]
+        self._read_buffer, self._read_pos, self._wanted = (rest + data if rest else data), 0, 0
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        return None
 
     def _buffered(self) -> int:
         return len(self._read_buffer) - self._read_pos
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)
-        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and self._buffered():
-            rc = super().loop_read(max_packets)  # each pass reads at least one buffered byte, or empties the buffer
+        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and self._next_packet() is not None:
+            rc = super().loop_read(max_packets)  # packets already read: ``select`` cannot see them
         return rc
 
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        """A QoS 0 or 1 MQTT 5 PUBLISH without properties (what cameras send) is decoded here, and its message made
+        without the objects nobody reads on it (an empty ``Properties``, an ``MQTTMessageInfo`` with its lock):
+        :class:`_Received` makes them when asked. Anything else, or debug logging, goes through paho's own."""
+        header, packet = self._in_packet["command"], self._in_packet["packet"]
+        qos = (header & 0x06) >> 1
+        if self._protocol != mqtt.MQTTv5 or qos == 2 or self.on_log is not None or (
+                self._logger is not None and self._logger.isEnabledFor(logging.DEBUG)):
+            return super()._handle_publish()
+        topic_end = 2 + int.from_bytes(packet[:2], "big")
+        properties_at = topic_end + 2 if qos else topic_end
+        if properties_at >= len(packet) or packet[properties_at] != 0:  # properties, or malformed: paho's way
+            return super()._handle_publish()
+        mid = int.from_bytes(packet[topic_end:properties_at], "big") if qos else 0
+        message = _Received(mid, packet[2:topic_end], packet[properties_at + 1:], qos, bool(header & 0x01),
+                            bool(header & 0x08))
+        self._handle_on_message(message)
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(mid)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def _sock_close(self) -> None:
-        self._read_buffer, self._read_pos = b"", 0  # a new connection starts with nothing of the old one's bytes
+        self._read_buffer, self._read_pos, self._wanted = b"", 0, 0  # a new connection starts with none of the old
         super()._sock_close()
 
     # -- writing
