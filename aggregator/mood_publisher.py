@@ -64,13 +64,15 @@ class MoodPublisher:
             refresh = True
         if refresh:
             self._last_refresh = time.monotonic()
-        for venue, zones in self.views.venue_zones():
-            if not refresh and versions.get(venue, 0) == self._seen.get(venue):
-                continue
+        changed = [(venue, zones) for venue, zones in self.views.venue_zones()
+                   if refresh or versions.get(venue, 0) != self._seen.get(venue)]
+        if not changed:
+            return
+        moods = self.views.moods(changed)
+        for venue, zones in changed:
             self._seen[venue] = versions.get(venue, 0)
-            rows = self.views.cameras(venue)
             for zone in [None, *zones]:
-                current = self.views.mood(venue, zone, cameras=rows)
+                current = moods[venue, zone]
                 topic = messages.mood_topic(venue, zone)
                 if self._pushed.changed(topic, current) and self.link.connected.is_set():
                     if self.discovery is not None:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from emo7ion.aggregator.mood import CameraTally, CameraWeighting, combine, dominant, positivity, shares
-from emo7ion.aggregator.store import CameraTotals, PeopleWindow, Store, VenueRow
+from emo7ion.aggregator.store import CameraTotals, PeopleWindow, Store, VenueRow, in_zone
 from emo7ion.aggregator.zones import Zones
 from emo7ion.core import emotions, messages
 
@@ -111,10 +111,37 @@ class Views:
         now = time.time() if now is None else now
         window_s = self.mood_window_s if window_s is None else window_s
         rows = self.cameras(venue, now) if cameras is None else cameras
-        current = self.store.camera_totals(venue, now - window_s, now, zone)
-        people = self.store.people_windows(venue, now - window_s, now, zone)
-        previous = self.store.camera_totals(venue, now - 2 * window_s, now - window_s, zone)
-        previous_people = self.store.people_windows(venue, now - 2 * window_s, now - window_s, zone)
+        periods = self._periods([venue], window_s, now)
+        return self._mood(venue, zone, window_s, rows, [period.get(venue, []) for period in periods], now)
+
+    def moods(self, venues: list[tuple[str, list[str]]], now: float | None = None
+              ) -> dict[tuple[str, str | None], messages.Mood]:
+        """The mood of each of ``venues`` (venue, its zones) and of each of its zones, over the mood window, read in
+        a few questions for them all (the mood publisher's tick), each equal to :meth:`mood`'s."""
+        now = time.time() if now is None else now
+        names = [venue for venue, _ in venues]
+        rows: dict[str, list[dict]] = {venue: [] for venue in names}
+        for row in self.cameras(None, now):
+            if row["venue"] in rows:
+                rows[row["venue"]].append(row)
+        periods = self._periods(names, self.mood_window_s, now)
+        return {(venue, zone): self._mood(venue, zone, self.mood_window_s, rows[venue],
+                                          [period.get(venue, []) for period in periods], now)
+                for venue, zones in venues for zone in [None, *zones]}
+
+    def _periods(self, venues: list[str], window_s: float, now: float) -> list[dict]:
+        """The venues' camera totals and people windows of the window ending now and of the one before it."""
+        return [self.store.camera_totals_by_venue(venues, now - window_s, now),
+                self.store.people_windows_by_venue(venues, now - window_s, now),
+                self.store.camera_totals_by_venue(venues, now - 2 * window_s, now - window_s),
+                self.store.people_windows_by_venue(venues, now - 2 * window_s, now - window_s)]
+
+    def _mood(self, venue: str, zone: str | None, window_s: float, rows: list[dict], periods: list[list],
+              now: float) -> messages.Mood:
+        totals, people_rows, previous_totals, previous_people_rows = periods
+        current, previous = in_zone(totals, zone), in_zone(previous_totals, zone)
+        people = [window for window_zone, window in people_rows if not zone or window_zone == zone]
+        previous_people = [window for window_zone, window in previous_people_rows if not zone or window_zone == zone]
         counts = combine(tallies(current, people), self.weighting)
         before = positivity(combine(tallies(previous, previous_people), self.weighting))
         now_positivity = positivity(counts)

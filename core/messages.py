@@ -381,9 +381,25 @@ _WINDOW_V1_FIELDS = frozenset({"v", "type", "venue", "camera", "seq", "start", "
 _PEOPLE_FIELDS = frozenset({"people", "entered", "votes", "in_view", "dwell_s", "ended"})
 
 
+_WINDOW_KEYS = {False: (_WINDOW_V1_FIELDS, _WINDOW_V1_FIELDS | {"zone"}),
+                True: (_WINDOW_V1_FIELDS | _PEOPLE_FIELDS, _WINDOW_V1_FIELDS | _PEOPLE_FIELDS | {"zone"})}
+"""The keys a window of each version may have (without and with a zone): one comparison in the usual case."""
+_LABEL_KEYS = frozenset(emotions.LABELS)
+
+
+def _tally(values: Any, field: str) -> dict[str, int]:
+    """``counts`` or ``votes``: exactly the labels, each an integer in 0..MAX_COUNT, in the labels' order."""
+    if not isinstance(values, dict) or values.keys() != _LABEL_KEYS:
+        raise MessageError(f"{field} must have exactly the labels {', '.join(emotions.LABELS)}")
+    if all(type(value) is int and 0 <= value <= MAX_COUNT for value in values.values()):  # noqa: E721  bool is not
+        return {label: values[label] for label in emotions.LABELS}
+    return {label: _int(values, label, 0, MAX_COUNT) for label in emotions.LABELS}  # raises, naming the label
+
+
 def _parse_window(body: dict, venue: str, camera: str) -> Window:
     people = body["v"] == COUNTS_VERSION
-    _fields(body, _WINDOW_V1_FIELDS | (_PEOPLE_FIELDS if people else frozenset()), {"zone"})
+    if body.keys() not in _WINDOW_KEYS[people]:
+        _fields(body, _WINDOW_V1_FIELDS | (_PEOPLE_FIELDS if people else frozenset()), {"zone"})
     start, end = parse_time(body["start"], "start"), parse_time(body["end"], "end")
     if not 0 < (end - start).total_seconds() <= MAX_WINDOW_SECONDS:
         raise MessageError(f"window end must be after start and at most {MAX_WINDOW_SECONDS} s later")
@@ -395,9 +411,7 @@ def _parse_window(body: dict, venue: str, camera: str) -> Window:
         if counts is not None:
             raise MessageError("a withheld window must not carry counts")
     else:
-        if not isinstance(counts, dict) or set(counts) != set(emotions.LABELS):
-            raise MessageError(f"counts must have exactly the labels {', '.join(emotions.LABELS)}")
-        counts = {label: _int(counts, label, 0, MAX_COUNT) for label in emotions.LABELS}
+        counts = _tally(counts, "counts")
         if sum(counts.values()) != faces:
             raise MessageError(f"counts add up to {sum(counts.values())}, not faces={faces}")
     window = Window(venue=venue, camera=camera, seq=_int(body, "seq", 0, MAX_SEQ), start=start, end=end,
@@ -423,9 +437,7 @@ def _with_people(window: Window, body: dict) -> Window:
         if votes is not None or window.mean_confidence is not None:
             raise MessageError("a withheld window must not carry votes or mean_confidence")
     else:
-        if not isinstance(votes, dict) or set(votes) != set(emotions.LABELS):
-            raise MessageError(f"votes must have exactly the labels {', '.join(emotions.LABELS)}")
-        votes = {label: _int(votes, label, 0, MAX_COUNT) for label in emotions.LABELS}
+        votes = _tally(votes, "votes")
         if sum(votes.values()) != people:
             raise MessageError(f"votes add up to {sum(votes.values())}, not people={people}")
     return replace(window, people=people, entered=entered, votes=votes, in_view=in_view, dwell_s=dwell_s,
