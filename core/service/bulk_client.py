@@ -22,10 +22,9 @@ from __future__ import annotations
 import logging
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import MalformedPacket  # what paho's own read catches (a name it imports)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from paho.mqtt.client import MalformedPacket  # what paho's own read catches (a name it imports)
 
 READ_CHUNK = 65536
 WRITE_CHUNK = 65536
