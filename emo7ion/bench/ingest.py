@@ -95,9 +95,11 @@ def _publisher(port: int, cameras: list[tuple[str, str]], period_s: float, durat
         time.sleep(0.01)
     seq, total, next_due = 0, 0, time.monotonic()
     last_end: dict[str, float] = {}  # a camera's windows follow each other, as an agent's do (overlaps are refused)
-    deadline = time.monotonic() + duration_s
-    while time.monotonic() < deadline:
+    deadline = next_due + duration_s
+    while next_due < deadline:  # by the schedule: exactly the windows offered in ``duration_s``, however late
         for topic, make in zip(topics, makers):
+            if next_due >= deadline:
+                break
             now = time.time()
             start = max(now - period_s, last_end.get(topic, 0.0))
             last_end[topic] = now
@@ -148,7 +150,7 @@ def run(cameras: int = 2000, period_s: float = 5.0, duration_s: float = 20.0, pu
         names = [(f"venue-{i // 50:03d}", f"cam-{i % 50:02d}") for i in range(cameras)]
         shares = [names[i::publishers] for i in range(publishers)]
         sent = multiprocessing.Array("q", publishers)
-        start_at = time.time() + 1.0
+        start_at = time.time() + 3.0  # each publisher makes its cameras' payload templates first
         before = _usage(broker, processes)
         workers = [multiprocessing.Process(target=_publisher, args=(port, share, period_s, duration_s, start_at,
                                                                     sent, i)) for i, share in enumerate(shares)]
