@@ -137,3 +137,73 @@ def test_a_new_connection_starts_with_none_of_the_old_ones_bytes():
     client._read_buffer, client._read_pos = b"\x30\x05stale", 0
     client._sock_close()
     assert client._buffered() == 0
+
+
+class _TrickleSocket:
+    """A connected socket that hands out its bytes at most ``most`` at a time, then has nothing (EWOULDBLOCK)."""
+
+    def __init__(self, data: bytes, most: int):
+        self.data, self.most = data, most
+
+    def recv(self, size: int) -> bytes:
+        if not self.data:
+            raise BlockingIOError
+        chunk, self.data = self.data[:min(size, self.most)], self.data[min(size, self.most):]
+        return chunk
+
+    def pending(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def _publish_packet(topic: str, payload: bytes, qos: int, mid: int = 0, properties: bytes = b"\x00",
+                    flags: int = 0) -> bytes:
+    name = topic.encode()
+    body = len(name).to_bytes(2, "big") + name + (mid.to_bytes(2, "big") if qos else b"") + properties + payload
+    length, size = b"", len(body)
+    while True:
+        size, byte = divmod(size, 128)
+        length += bytes([byte | (128 if size else 0)])
+        if not size:
+            return bytes([0x30 | qos << 1 | flags]) + length + body
+
+
+def _reading_client(data: bytes, most: int) -> tuple[bulk_client.BulkClient, list]:
+    client = bulk_client.BulkClient(bulk_client.mqtt.CallbackAPIVersion.VERSION2, client_id="bulk-read",
+                                    protocol=bulk_client.mqtt.MQTTv5, manual_ack=True)
+    client._sock = _TrickleSocket(data, most)
+    client._state = bulk_client.mqtt._ConnectionState.MQTT_CS_CONNECTED
+    received: list = []
+    client.on_message = lambda c, userdata, message: received.append(message)
+    return client, received
+
+
+@pytest.mark.parametrize("most", [1, 3, 7, 65536])
+def test_packets_trickling_in_any_pieces_are_framed_whole_and_read_as_paho_reads_them(most):
+    user_property = b"\x26\x00\x01k\x00\x01v"  # MQTT 5 user property k=v
+    packets = [_publish_packet("emo7ion/v1/hall/cam-1/counts", b"{}" * 100, 1, mid=7),
+               _publish_packet("a/b", b"x" * 20_000, 0, flags=0x01),  # retained, a remaining length of 3 bytes
+               _publish_packet("a/props", b"p", 0, properties=bytes([len(user_property)]) + user_property),
+               _publish_packet("a/dup", b"", 1, mid=65535, flags=0x08)]
+    client, received = _reading_client(b"".join(packets), most)
+    for _ in range(100_000):
+        if len(received) == len(packets) or client.loop_read() != bulk_client.mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
+            break
+    assert [(m.topic, len(m.payload), m.qos, m.mid, m.retain, m.dup) for m in received] == [
+        ("emo7ion/v1/hall/cam-1/counts", 200, 1, 7, False, False), ("a/b", 20_000, 0, 0, True, False),
+        ("a/props", 1, 0, 0, False, False), ("a/dup", 0, 1, 65535, False, True)]
+    plain, _, with_properties, _ = received
+    assert type(plain) is not bulk_client.mqtt.MQTTMessage, "a camera's message takes the lean path"
+    assert plain.properties.packetType == bulk_client.PacketTypes.PUBLISH and not plain.properties.json()
+    assert plain.info.mid == 7 and not plain.info.is_published()
+    assert type(with_properties) is bulk_client.mqtt.MQTTMessage, "a message with properties goes through paho's"
+    assert with_properties.properties.UserProperty == [("k", "v")]
+    assert client._buffered() == 0 and client._in_packet["command"] == 0
+
+
+def test_a_remaining_length_of_five_bytes_is_a_protocol_error_as_in_paho():
+    client, received = _reading_client(b"\x30\xff\xff\xff\xff\x01" + b"x" * 64, 65536)
+    assert client.loop_read() == bulk_client.mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
+    assert received == []

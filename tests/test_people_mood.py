@@ -14,7 +14,7 @@ import pytest
 from emo7ion.aggregator import plausibility
 from emo7ion.aggregator.config import load
 from emo7ion.aggregator.mood import CameraTally, CameraWeighting, combine, shares
-from emo7ion.aggregator.store import PEOPLE_TABLE, Store
+from emo7ion.aggregator.store import PEOPLE_TABLE, CameraTotals, Store, in_zone
 from emo7ion.aggregator.views import Views
 from emo7ion.core import emotions, messages
 
@@ -297,3 +297,24 @@ def test_replicas_on_postgresql_create_the_people_table_once_and_see_each_others
             store.close()
     finally:
         server.stop()
+
+
+def test_the_publishers_moods_of_all_venues_at_once_equal_each_venues_own(mixed):
+    store, views, _ = mixed
+    venues = views.venue_zones()
+    assert ("hall-a", ["back", "front"]) in venues and any(venue == "hall-b" for venue, _ in venues)
+    together = views.moods(venues, now=NOW)
+    assert set(together) == {(venue, zone) for venue, zones in venues for zone in [None, *zones]}
+    for (venue, zone), mood in together.items():
+        assert mood == views.mood(venue, zone, now=NOW), (venue, zone)
+    assert together["hall-a", None].has_people and together["hall-b", None].trend is not None
+
+
+def test_a_venues_totals_add_each_cameras_zones_and_a_zones_keep_its_own():
+    def totals(camera: str, happy: int, windows: int) -> CameraTotals:
+        return CameraTotals(camera=camera, counts=full({"happy": happy}), windows=windows, withheld=windows - 1)
+
+    rows = [("back", totals("cam-1", 2, 1)), ("front", totals("cam-1", 3, 2)), (None, totals("cam-2", 5, 4))]
+    assert in_zone(rows, None) == [CameraTotals("cam-1", full({"happy": 5}), windows=3, withheld=1),
+                                   totals("cam-2", 5, 4)]
+    assert in_zone(rows, "front") == [totals("cam-1", 3, 2)] and in_zone(rows, "side") == []

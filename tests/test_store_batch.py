@@ -146,3 +146,52 @@ def test_a_batch_is_judged_as_its_windows_one_by_one_postgresql():
         pytest.skip(str(error))
     with server:
         same_as_one_by_one(server.create_database("batched"), server.create_database("single"), 4)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_two_writers_taking_turns_on_one_file_judge_as_one(tmp_path, seed):
+    """Each writer remembers its cameras' rows between batches (SQLite), and must notice the other's commits: the
+    sequence accounting, zones and overlaps of two aggregators taking turns on one file equal one writer's."""
+    rng = random.Random(seed)
+    stream = random_stream(rng, 300)
+    batches = [stream[i:i + 25] for i in range(0, len(stream), 25)]
+    shared, alone = str(tmp_path / "shared.sqlite"), str(tmp_path / "alone.sqlite")
+    first, second, single = Store(shared), Store(shared), Store(alone)
+    known_cameras(first)
+    known_cameras(single)
+    zones = Zones(VENUES)
+    try:
+        for i, batch in enumerate(batches):  # one quota each (per process), too large to refuse anything here
+            (first if i % 2 == 0 else second).add_windows(batch, received=NOW + i, zones=zones, quota=None)
+            single.add_windows(batch, received=NOW + i, zones=zones, quota=None)
+            if i == 5:  # a status between batches moves no declared camera; an open one's zone sticks
+                for store in (second, single):
+                    store.set_status(messages.Status(venue="open", camera="cam-2", state="online", agent=None,
+                                                     model=None, zone="back",
+                                                     ts=dt.datetime.fromtimestamp(NOW + i, dt.UTC)), zones)
+    finally:
+        for store in (first, second, single):
+            store.close()
+    assert tables(shared) == tables(alone)
+
+
+def test_a_status_between_batches_is_seen_by_the_next_batch(tmp_path):
+    """A camera's row remembered by the writer is forgotten when a status writes it: the zone a status gave an
+    open venue's camera holds against the next window naming another."""
+    store, zones = Store(str(tmp_path / "store.sqlite")), Zones(VENUES)
+
+    def window(seq: int, zone: str | None) -> messages.Window:
+        return messages.Window(venue="open", camera="cam-1", seq=seq, zone=zone, frames=5, faces=0,
+                               start=dt.datetime.fromtimestamp(NOW + 5 * seq, dt.UTC),
+                               end=dt.datetime.fromtimestamp(NOW + 5 * seq + 5, dt.UTC),
+                               counts=dict.fromkeys(emotions.LABELS, 0), mean_confidence=None, model=MODEL)
+    try:
+        assert store.add_windows([window(1, None)], received=NOW, zones=zones).stored == 1  # remembered, no zone
+        store.set_status(messages.Status(venue="open", camera="cam-1", state="online", agent=None, model=None,
+                                         zone="back", ts=dt.datetime.fromtimestamp(NOW + 6, dt.UTC)), zones)
+        result = store.add_windows([window(2, "front")], received=NOW + 11, zones=zones)
+    finally:
+        store.close()
+    assert result.stored == 0 and [reason for _, reason in result.refused] == ["zone"]
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        assert db.execute("SELECT zone FROM cameras").fetchall() == [("back",)]
