@@ -8,8 +8,12 @@ network thread in ``_sock_recv`` and a quarter of the writer in queueing its PUB
 
 :class:`BulkClient` changes only how bytes move, never what is sent or when a packet counts as handled:
 
-- reads take what the socket holds (up to :data:`READ_CHUNK`) and serve paho's small reads from it; as
-  ``select`` cannot see bytes already read, :meth:`loop_read` goes on while any are left;
+- reads take what the socket holds (up to :data:`READ_CHUNK`, more for a longer packet) and whole packets are
+  framed from that buffer (paho's ``_packet_read`` recomputed, without its call per byte of length); as ``select``
+  cannot see bytes already read, :meth:`loop_read` goes on while a whole packet is buffered;
+- a QoS 0 or 1 MQTT 5 PUBLISH without properties (every camera's) is decoded here into a :class:`_Received`,
+  paho's ``MQTTMessage`` but for its empty ``Properties`` and its ``MQTTMessageInfo`` (a lock each), made only if
+  read: 27-37 -> 9-12 us of the network thread a message; any other packet goes through paho's own handling;
 - the doorbell rings only when the out-queue was empty: paho's loop, once woken, writes until that queue is
   empty (or the socket is full, when it waits for the socket to take more), so later packets ride on the same ring;
 - writes join the queue's leading packets (up to :data:`WRITE_CHUNK` bytes) into one ``send``: paho then handles
