@@ -253,12 +253,13 @@ class Ingest:
             window = item.window if isinstance(item, Refused) else item
             if isinstance(window, messages.Window):
                 seqs.setdefault((window.venue, window.camera), []).append(window.seq)
+        acks: list[tuple[str, bytes]] = []
         for (venue, camera), numbers in seqs.items():
             topic = messages.ack_topic(venue, camera)
-            for payload in messages.ack_payloads(venue, camera, self.config.identity, numbers):
-                self.link.publish(topic, payload, qos=0)  # see messages.py: a lost ack costs one re-send
-                self.stats.acks_sent += 1
+            acks += [(topic, ack) for ack in messages.ack_payloads(venue, camera, self.config.identity, numbers)]
             self.stats.windows_acked += len(set(numbers))
+        self.link.publish_many(acks)  # QoS 0, see messages.py: a lost ack costs one re-send
+        self.stats.acks_sent += len(acks)
 
     def _isolate(self, batch: list) -> tuple[int, int]:
         stored = duplicates = 0

@@ -207,3 +207,31 @@ def test_a_remaining_length_of_five_bytes_is_a_protocol_error_as_in_paho():
     client, received = _reading_client(b"\x30\xff\xff\xff\xff\x01" + b"x" * 64, 65536)
     assert client.loop_read() == bulk_client.mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
     assert received == []
+
+
+def test_a_batch_of_qos0_publishes_reaches_the_broker_as_each_one_would(broker):
+    """The ingest's acks of a batch go out as one queued packet: every one arrives, in order, on its topic, whole."""
+    stop = threading.Event()
+    link = _link(broker.port, stop)
+    watcher = Recorder(broker.port, "test/batch/#", client_id="batch-watcher")
+    sizes = [0, 1, 100, 125, 126, 127, 128, 200, 16_500, 3] + [60 + n % 90 for n in range(400)]
+    sent = [(f"test/batch/cam-{n % 37}", bytes([97 + n % 26]) * size) for n, size in enumerate(sizes)]
+    try:
+        link.start()
+        assert wait_until(link.connected.is_set, 15, what="the link's connection")
+        link.publish_many(sent[:5])
+        link.publish_many(sent[5:])
+        assert watcher.wait_for(lambda r: len(r.messages) == len(sent), 15), len(watcher.messages)
+        assert [(topic, body) for topic, body, _ in watcher.messages] == sent
+        with pytest.raises(ValueError):
+            link.publish_many([("test/batch/+", b"x")])
+    finally:
+        watcher.close()
+        link.stop()
+
+
+def test_a_batch_while_disconnected_is_refused_as_paho_refuses_each():
+    client = bulk_client.BulkClient(bulk_client.mqtt.CallbackAPIVersion.VERSION2, client_id="bulk-offline",
+                                    protocol=bulk_client.mqtt.MQTTv5)
+    client.publish_batch([("a/b", b"x"), ("a/c", b"y")])
+    assert not client._out_packet

@@ -112,6 +112,11 @@ class BrokerLink:
         """paho's publish: while the link is down paho queues QoS 1 messages and sends them on reconnect."""
         return self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
+    def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        """QoS 0 publishes of (topic, payload), queued together (the ingest's acks of a batch): dropped while the
+        link is down, as paho drops a QoS 0 publish then."""
+        self.client.publish_batch(messages)
+
     def publish_retained(self, topic: str, payload: bytes | str) -> None:
         """Retained at QoS 1 (status, mood and discovery topics)."""
         self.client.publish(topic, payload, qos=1, retain=True)
