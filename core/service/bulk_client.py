@@ -18,7 +18,8 @@ network thread in ``_sock_recv`` and a quarter of the writer in queueing its PUB
   empty (or the socket is full, when it waits for the socket to take more), so later packets ride on the same ring;
 - writes join the queue's leading packets (up to :data:`WRITE_CHUNK` bytes) into one ``send``: paho then handles
   them as one packet, and whatever it does once a packet is written (a QoS 0 publish is settled) is done for each.
-  A DISCONNECT is never joined, nor a QoS 0 publish when an ``on_publish`` callback would want its own mid.
+  A DISCONNECT is never joined, nor a QoS 0 publish when an ``on_publish`` callback would want its own mid;
+- :meth:`BulkClient.publish_batch` queues many QoS 0 publishes (the ingest's acks of a batch) as one packet.
 """
 
 from __future__ import annotations
