@@ -123,6 +123,11 @@ def in_zone(totals: list[tuple[str | None, CameraTotals]], zone: str | None) -> 
     return list(merged.values())
 
 
+def people_in_zone(windows: list[tuple[str | None, PeopleWindow]], zone: str | None) -> list[PeopleWindow]:
+    """A venue's v2 windows (``zone`` None: all) or a zone's, from :meth:`Store.people_windows_by_venue`'s rows."""
+    return [window for window_zone, window in windows if not zone or window_zone == zone]
+
+
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -681,8 +686,7 @@ class Store:
                        ) -> list[PeopleWindow]:
         """The v2 windows of ``venue`` (and zone) that ended in (since, until], by camera and start; [] while no
         v2 window was ever stored."""
-        return [window for window_zone, window in self.people_windows_by_venue([venue], since, until).get(venue, [])
-                if not zone or window_zone == zone]
+        return people_in_zone(self.people_windows_by_venue([venue], since, until).get(venue, []), zone)
 
     def people_windows_by_venue(self, venues: Sequence[str], since: float, until: float
                                 ) -> dict[str, list[tuple[str | None, PeopleWindow]]]:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from emo7ion.aggregator.mood import CameraTally, CameraWeighting, combine, dominant, positivity, shares
-from emo7ion.aggregator.store import CameraTotals, PeopleWindow, Store, VenueRow, in_zone
+from emo7ion.aggregator.store import CameraTotals, PeopleWindow, Store, VenueRow, in_zone, people_in_zone
 from emo7ion.aggregator.zones import Zones
 from emo7ion.core import emotions, messages
 
@@ -140,8 +140,7 @@ class Views:
               now: float) -> messages.Mood:
         totals, people_rows, previous_totals, previous_people_rows = periods
         current, previous = in_zone(totals, zone), in_zone(previous_totals, zone)
-        people = [window for window_zone, window in people_rows if not zone or window_zone == zone]
-        previous_people = [window for window_zone, window in previous_people_rows if not zone or window_zone == zone]
+        people, previous_people = people_in_zone(people_rows, zone), people_in_zone(previous_people_rows, zone)
         counts = combine(tallies(current, people), self.weighting)
         before = positivity(combine(tallies(previous, previous_people), self.weighting))
         now_positivity = positivity(counts)

@@ -399,7 +399,7 @@ def _tally(values: Any, field: str) -> dict[str, int]:
 def _parse_window(body: dict, venue: str, camera: str) -> Window:
     people = body["v"] == COUNTS_VERSION
     if body.keys() not in _WINDOW_KEYS[people]:
-        _fields(body, _WINDOW_V1_FIELDS | (_PEOPLE_FIELDS if people else frozenset()), {"zone"})
+        _fields(body, _WINDOW_KEYS[people][0], {"zone"})
     start, end = parse_time(body["start"], "start"), parse_time(body["end"], "end")
     if not 0 < (end - start).total_seconds() <= MAX_WINDOW_SECONDS:
         raise MessageError(f"window end must be after start and at most {MAX_WINDOW_SECONDS} s later")

@@ -136,7 +136,7 @@ def test_a_new_connection_starts_with_none_of_the_old_ones_bytes():
     client = bulk_client.BulkClient(bulk_client.mqtt.CallbackAPIVersion.VERSION2, client_id="bulk-close")
     client._read_buffer, client._read_pos = b"\x30\x05stale", 0
     client._sock_close()
-    assert client._buffered() == 0
+    assert client._read_pos == len(client._read_buffer) == 0
 
 
 class _TrickleSocket:
@@ -200,7 +200,7 @@ def test_packets_trickling_in_any_pieces_are_framed_whole_and_read_as_paho_reads
     assert plain.info.mid == 7 and not plain.info.is_published()
     assert type(with_properties) is bulk_client.mqtt.MQTTMessage, "a message with properties goes through paho's"
     assert with_properties.properties.UserProperty == [("k", "v")]
-    assert client._buffered() == 0 and client._in_packet["command"] == 0
+    assert client._read_pos == len(client._read_buffer) and client._in_packet["command"] == 0
 
 
 def test_a_remaining_length_of_five_bytes_is_a_protocol_error_as_in_paho():

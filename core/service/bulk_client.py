@@ -37,59 +37,34 @@ _PUBLISH, _PUBACK, _DISCONNECT = 0x30, 0x40, 0xE0  # MQTT packet types (a fixed 
 _TOO_LONG = object()  # a remaining length of more than four bytes: a protocol error
 
 
-def _fixed_header(command: int, remaining: int) -> bytes:
-    """An MQTT fixed header: the packet type byte and the remaining length (1-4 bytes of 7 bits)."""
-    length = bytearray()
-    while True:
-        remaining, byte = divmod(remaining, 128)
-        length.append(byte | 128 if remaining else byte)
-        if not remaining:
-            return bytes([command]) + bytes(length)
-
-
 def _idle_in_packet() -> dict:
     """paho's ``_in_packet`` between packets (it resets it to this after each one)."""
     return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1, "remaining_length": 0,
             "packet": bytearray(b""), "to_process": 0, "pos": 0}
 
 
-_PROPERTIES_SLOT = mqtt.MQTTMessage.properties
-_INFO_SLOT = mqtt.MQTTMessage.info
+def _made_when_read(slot, make) -> property:
+    """One of ``MQTTMessage``'s slots, filled by ``make(message)`` the first time it is read (unless set before)."""
+    def read(message):
+        try:
+            return slot.__get__(message)
+        except AttributeError:
+            slot.__set__(message, make(message))
+            return slot.__get__(message)
+    return property(read, slot.__set__)
 
 
 class _Received(mqtt.MQTTMessage):
     """A received message as paho makes it, but for its empty ``properties`` and its ``info``, made only if read."""
 
     __slots__ = ()
+    properties = _made_when_read(mqtt.MQTTMessage.properties, lambda message: Properties(PacketTypes.PUBLISH))
+    info = _made_when_read(mqtt.MQTTMessage.info, lambda message: mqtt.MQTTMessageInfo(message.mid))
 
     def __init__(self, mid: int, topic: bytes, payload: bytes, qos: int, retain: bool, dup: bool):
         self.timestamp = mqtt.time_func()
         self.state = mqtt.mqtt_ms_invalid
         self.mid, self._topic, self.payload, self.qos, self.retain, self.dup = mid, topic, payload, qos, retain, dup
-
-    @property
-    def properties(self) -> Properties | None:
-        try:
-            return _PROPERTIES_SLOT.__get__(self)
-        except AttributeError:
-            _PROPERTIES_SLOT.__set__(self, Properties(PacketTypes.PUBLISH))
-            return _PROPERTIES_SLOT.__get__(self)
-
-    @properties.setter
-    def properties(self, value: Properties | None) -> None:
-        _PROPERTIES_SLOT.__set__(self, value)
-
-    @property
-    def info(self) -> mqtt.MQTTMessageInfo:
-        try:
-            return _INFO_SLOT.__get__(self)
-        except AttributeError:
-            _INFO_SLOT.__set__(self, mqtt.MQTTMessageInfo(self.mid))
-            return _INFO_SLOT.__get__(self)
-
-    @info.setter
-    def info(self, value: mqtt.MQTTMessageInfo) -> None:
-        _INFO_SLOT.__set__(self, value)
 
 
 class _Settles:
@@ -206,9 +181,6 @@ class BulkClient(mqtt.Client):
             self._last_bytes_received = mqtt.time_func()
         return None
 
-    def _buffered(self) -> int:
-        return len(self._read_buffer) - self._read_pos
-
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)
         while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and self._next_packet() is not None:
@@ -258,8 +230,8 @@ class BulkClient(mqtt.Client):
             name = topic.encode()
             if not name or b"+" in name or b"#" in name or len(name) > 65535:
                 raise ValueError(f"cannot publish to topic {topic!r}")  # as paho's publish refuses it
-            parts += (_fixed_header(_PUBLISH, 3 + len(name) + len(payload)), len(name).to_bytes(2, "big"), name,
-                      b"\x00", payload)  # no packet id (QoS 0), no properties
+            header = self._pack_remaining_length(bytearray([_PUBLISH]), 3 + len(name) + len(payload))
+            parts += (header, len(name).to_bytes(2, "big"), name, b"\x00", payload)  # no packet id, no properties
         if parts:
             self._packet_queue(_PUBLISH, b"".join(parts), 0, 0, _Settles([]))
 

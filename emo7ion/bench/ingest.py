@@ -65,7 +65,6 @@ class WindowPayloads:
     _SEQ, _START, _END = 987654321, 1000000000.125, 1000000001.25
 
     def __init__(self, venue: str, camera: str):
-        self.venue, self.camera = venue, camera
         sample = messages.window_payload(_bench_window(venue, camera, self._SEQ, self._START, self._END))
         head, rest = sample.split(b"%d" % self._SEQ, 1)
         middle, rest = rest.split(_iso_ms(self._START), 1)
